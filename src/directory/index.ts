@@ -1,0 +1,7 @@
+// directory: the Directory. Owns every conversation with LDAP (the only
+// importer of `ldapts`): authenticating a person by binding as them, reading
+// their immutable id, printed name and groups, and the directory's health.
+// Vellum keeps no passwords.
+
+export type { Directory, DirectorySettings } from './directory.ts';
+export { openDirectory } from './ldap-directory.ts';

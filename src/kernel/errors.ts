@@ -1,0 +1,68 @@
+// The one error catalog. Every failure a caller can see has a code here, a
+// status that front ends translate to their protocol in exactly one place,
+// and a message written for the person who reads it. docs/errors.md lists
+// the same table; a test keeps the two in step.
+
+export const errorCatalog = {
+  // Input
+  BAD_REQUEST: { status: 400, message: 'The request is malformed.' },
+  PATH_INVALID: { status: 400, message: 'The path is not valid.' },
+  BODY_TOO_LARGE: { status: 413, message: 'The request body is larger than this server accepts for this method.' },
+  METHOD_NOT_ALLOWED: { status: 405, message: 'This method is not allowed on this resource.' },
+  NOT_IMPLEMENTED: { status: 501, message: 'This method is not supported.' },
+  // Identity and access
+  AUTH_REQUIRED: { status: 401, message: 'Authentication is required.' },
+  AUTH_FAILED: { status: 401, message: 'The user name or password is not correct.' },
+  FORBIDDEN: { status: 403, message: 'You do not have permission for this action.' },
+  // Resources
+  NOT_FOUND: { status: 404, message: 'No such file or folder.' },
+  ALREADY_EXISTS: { status: 405, message: 'A file or folder of that name already exists.' },
+  PARENT_MISSING: { status: 409, message: 'The parent folder does not exist.' },
+  NOT_A_FOLDER: { status: 409, message: 'The parent is a file, not a folder.' },
+  IS_A_FOLDER: { status: 405, message: 'This is a folder; the method applies to files only.' },
+  STUDY_EXISTS: { status: 409, message: 'A study with that id already exists.' },
+  UPLOAD_INCOMPLETE: { status: 400, message: 'The upload ended before all of its bytes arrived; nothing was stored.' },
+  // Dependencies (fail closed)
+  DIRECTORY_UNAVAILABLE: { status: 503, message: 'The user directory (LDAP) cannot be reached, so nobody can be authenticated right now. Try again shortly.' },
+  HSM_UNAVAILABLE: { status: 503, message: 'The hardware security module cannot be reached, so no file can be encrypted or decrypted right now. Try again shortly.' },
+  STORE_UNAVAILABLE: { status: 503, message: 'The metadata store cannot be written right now; nothing was changed.' },
+  // Start-up
+  CONFIG_INVALID: { status: 500, message: 'The configuration is not valid.' },
+  HSM_LIBRARY_MISSING: { status: 500, message: 'The PKCS#11 library could not be loaded.' },
+  HSM_TOKEN_NOT_FOUND: { status: 500, message: 'No HSM token with the configured label was found.' },
+  HSM_PIN_INCORRECT: { status: 500, message: 'The HSM rejected the PIN.' },
+  HSM_PIN_LOCKED: { status: 500, message: 'The HSM user PIN is locked after too many wrong attempts.' },
+  TLS_SETUP_FAILED: { status: 500, message: 'The TLS certificate or key could not be loaded.' },
+  LISTEN_REFUSED: { status: 500, message: 'The server refused to listen on the configured address.' },
+  // Integrity
+  INTEGRITY_FAILURE: { status: 500, message: 'Stored data failed its integrity check; the read was stopped.' },
+  INTERNAL: { status: 500, message: 'An unexpected error occurred; it has been logged.' },
+} as const satisfies Record<string, { status: number; message: string }>;
+
+export type ErrorCode = keyof typeof errorCatalog;
+
+/** An expected failure: a catalog code, plus detail for the person reading it. */
+export class VellumError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly detail: string | undefined;
+
+  constructor(code: ErrorCode, detail?: string, options?: { cause?: unknown }) {
+    const entry = errorCatalog[code];
+    super(detail ? `${entry.message} ${detail}` : entry.message, options);
+    this.name = 'VellumError';
+    this.code = code;
+    this.status = entry.status;
+    this.detail = detail;
+  }
+}
+
+export function isVellumError(e: unknown, code?: ErrorCode): e is VellumError {
+  return e instanceof VellumError && (code === undefined || e.code === code);
+}
+
+/** Anything thrown, as a VellumError: unknown errors become INTERNAL (keeping the cause). */
+export function asVellumError(e: unknown): VellumError {
+  if (e instanceof VellumError) return e;
+  return new VellumError('INTERNAL', undefined, { cause: e });
+}

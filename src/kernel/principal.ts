@@ -1,0 +1,22 @@
+// Who is acting. Identity comes from the directory; `id` is the directory's
+// immutable entry id (entryUUID / objectGUID), never the login name, so a
+// re-created login is a different person (Part 11 §11.100(a)).
+
+export interface Principal {
+  /** Immutable directory id (entryUUID on OpenLDAP, objectGUID on AD). */
+  readonly id: string;
+  /** Login name as typed (uid / sAMAccountName). */
+  readonly login: string;
+  readonly dn: string;
+  /** Printed name at the time of authentication. */
+  readonly displayName: string;
+  /** DNs of the directory groups the person is a member of. */
+  readonly groups: readonly string[];
+}
+
+/** Where a request came from, for the audit trail (Part 11 §11.10(h)). */
+export interface RequestOrigin {
+  readonly ip: string;
+  readonly client: string;
+  readonly protocol: 'webdav' | 'web' | 'cli' | 'system';
+}

@@ -1,0 +1,11 @@
+// keys: the KeyVault. Owns every use of the HSM over PKCS#11 (the only importer
+// of `pkcs11js`): per-study key-encryption keys (KEKs) that never leave the
+// HSM, fresh data keys (DEKs) wrapped by them, and the token's health.
+//
+// KEKs are AES-256 token objects, CKA_SENSITIVE=true, CKA_EXTRACTABLE=false,
+// usable only to wrap and unwrap. A DEK leaves this module only as plaintext
+// bytes for the caller's AES-GCM and as a wrapped blob for storage; it is
+// never logged and never persisted unwrapped.
+
+export type { KeyVault, HsmSettings, WrappedDataKey, DataKey } from './vault.ts';
+export { openKeyVault } from './pkcs11-vault.ts';

@@ -1,0 +1,56 @@
+import type { ComponentStatus } from '../kernel/index.ts';
+
+export interface HsmSettings {
+  /** Path of the PKCS#11 module, e.g. /usr/lib/softhsm/libsofthsm2.so. */
+  readonly library: string;
+  /** The token is found by label (slot ids move). */
+  readonly tokenLabel: string;
+  /** User PIN. */
+  readonly pin: string;
+  /** Sessions kept open for concurrent operations (one operation per session). */
+  readonly sessions?: number;
+}
+
+/** A DEK as stored: which KEK (study + version) wrapped it, and the wrapped bytes. */
+export interface WrappedDataKey {
+  readonly study: string;
+  readonly kekVersion: number;
+  /** Wrapping mechanism name, recorded so formats can evolve (e.g. "AES_KEY_WRAP_PAD"). */
+  readonly mechanism: string;
+  readonly wrapped: Buffer;
+}
+
+export interface DataKey {
+  /** 32 bytes of key material for AES-256-GCM. The caller must not log or persist it. */
+  readonly key: Buffer;
+  readonly wrapped: WrappedDataKey;
+}
+
+export interface KeyVault {
+  /**
+   * Makes sure the study has a KEK, creating version 1 inside the HSM if it has none.
+   * Returns the current (highest) version. Idempotent.
+   * @throws VellumError HSM_UNAVAILABLE when the token cannot be used.
+   */
+  ensureStudyKey(study: string): Promise<{ version: number }>;
+
+  /**
+   * A fresh random 256-bit DEK, wrapped by the study's current KEK.
+   * @throws VellumError NOT_FOUND when the study has no KEK; HSM_UNAVAILABLE.
+   */
+  newDataKey(study: string): Promise<DataKey>;
+
+  /**
+   * Unwraps a stored DEK. The result may come from a short-lived in-memory cache.
+   * @throws VellumError NOT_FOUND when the KEK version does not exist;
+   *   INTEGRITY_FAILURE when the wrapped bytes do not unwrap (tampered or wrong KEK);
+   *   HSM_UNAVAILABLE.
+   */
+  unwrapDataKey(wrapped: WrappedDataKey): Promise<Buffer>;
+
+  /** Token present, logged in, and a KEK round trip works. Never throws. */
+  status(): Promise<ComponentStatus>;
+
+  /** Logs out, closes sessions, finalizes the module. Idempotent. */
+  close(): Promise<void>;
+}

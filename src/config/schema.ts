@@ -1,0 +1,89 @@
+// The configuration schema: the one place that says which keys exist, their
+// types, defaults and limits. Validated once at start; the result is frozen.
+
+import { isIP } from 'node:net';
+import { z } from 'zod';
+
+/** A secret is never written inline: it comes from a file or an environment variable. */
+const secretRef = z.union([
+  z.strictObject({ file: z.string().min(1) }),
+  z.strictObject({ env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name') }),
+], { error: 'must be {"file": "PATH"} or {"env": "NAME"}; secrets are never written inline' });
+
+const port = z.number().int().min(0).max(65535);
+const host = z.string().refine((value) => isIP(value) !== 0 || value === 'localhost', 'must be an IP address');
+
+const loopbackHost = z.string().refine(
+  (value) => value === 'localhost' || value === '::1' || /^127\.\d+\.\d+\.\d+$/.test(value),
+  'plain HTTP is allowed only on a loopback address (127.0.0.0/8 or ::1)',
+);
+
+const groupDn = z.string().min(3).regex(/=/, 'must be a distinguished name, e.g. cn=admins,ou=groups,dc=example,dc=org');
+
+export const configSchema = z.strictObject({
+  /** Where blobs, the metadata database and generated certificates live. */
+  dataDir: z.string().min(1),
+  listen: z.strictObject({
+    https: z.strictObject({ host: host.default('0.0.0.0'), port: port.default(8443) }).prefault({}),
+    /** Optional plain-HTTP listener for local tools; loopback only. */
+    http: z.strictObject({ host: loopbackHost, port }).optional(),
+  }).prefault({}),
+  tls: z.strictObject({
+    /** PEM files. Without them, a self-signed certificate is made at first start and kept in dataDir. */
+    certFile: z.string().optional(),
+    keyFile: z.string().optional(),
+    /** Names the self-signed certificate is made for (besides localhost and 127.0.0.1). */
+    hostnames: z.array(z.string()).default([]),
+  }).prefault({}).refine((tls) => (tls.certFile === undefined) === (tls.keyFile === undefined), 'certFile and keyFile go together'),
+  ldap: z.strictObject({
+    url: z.string().regex(/^ldaps?:\/\/[^\s]+$/, 'must be an ldap:// or ldaps:// URL'),
+    bindDn: z.string().min(1),
+    bindPassword: secretRef,
+    userBase: z.string().min(1),
+    groupBase: z.string().min(1),
+    loginAttribute: z.string().regex(/^[A-Za-z][A-Za-z0-9-]*$/).default('uid'),
+    idAttribute: z.string().regex(/^[A-Za-z][A-Za-z0-9-]*$/).default('entryUUID'),
+    displayNameAttribute: z.string().regex(/^[A-Za-z][A-Za-z0-9-]*$/).default('cn'),
+    timeoutMs: z.number().int().min(100).max(60_000).default(5000),
+    caFile: z.string().optional(),
+    startTls: z.boolean().default(false),
+  }),
+  hsm: z.strictObject({
+    library: z.string().min(1),
+    tokenLabel: z.string().min(1).max(32),
+    pin: secretRef,
+    sessions: z.number().int().min(1).max(64).default(4),
+  }),
+  access: z.strictObject({
+    /** Directory groups whose members are system Administrators (no study content by that alone). */
+    administratorGroups: z.array(groupDn).default([]),
+  }).prefault({}),
+  auth: z.strictObject({
+    /** How long a successful directory bind is reused for the same credentials. */
+    cacheSeconds: z.number().int().min(0).max(3600).default(60),
+    realm: z.string().min(1).max(64).default('Vellum'),
+  }).prefault({}),
+  limits: z.strictObject({
+    /** Largest XML request body (PROPFIND, PROPPATCH, LOCK). */
+    xmlBodyBytes: z.number().int().min(1024).max(64 * 1024 * 1024).default(1024 * 1024),
+    /** Largest file a single PUT may store. */
+    uploadBytes: z.number().int().min(1).default(64 * 1024 ** 3),
+  }).prefault({}),
+});
+
+export type ConfigFile = z.input<typeof configSchema>;
+export type ParsedConfig = z.output<typeof configSchema>;
+export type SecretRef = z.output<typeof secretRef>;
+
+/** Formats zod's issues as "key.path: what is wrong" lines. */
+export function describeIssues(error: z.ZodError): string[] {
+  return error.issues.map((issue) => {
+    const key = issue.path.length > 0 ? issue.path.join('.') : '(top level)';
+    return `${key}: ${issue.message}`;
+  });
+}
+
+export function validate(value: unknown): { ok: true; config: ParsedConfig } | { ok: false; problems: string[] } {
+  const result = configSchema.safeParse(value);
+  return result.success ? { ok: true, config: result.data } : { ok: false, problems: describeIssues(result.error) };
+}

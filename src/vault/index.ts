@@ -1,0 +1,8 @@
+// vault: studies, folders, files and their immutable versions (DESIGN.md
+// invariants 2-4). Owns the metadata sections (studies, nodes, children,
+// versions, trash), the encrypted blob format and the blob files on disk.
+// Every change and its audit entry are written in one synced batch.
+
+export { createVault, type Vault, type Actor, type WriteResult, type ReadResult, type VaultParts } from './vault.ts';
+export { openBlobStore, type BlobStore, type ByteRange } from './blob-store.ts';
+export type { StudyRecord, NodeRecord, VersionRecord, RoleBinding, PersonRef } from './records.ts';

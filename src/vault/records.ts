@@ -1,0 +1,54 @@
+// What the vault keeps in its database sections.
+
+import type { StudyRole } from '../kernel/index.ts';
+
+export interface PersonRef {
+  readonly id: string;
+  readonly login: string;
+  readonly displayName: string;
+}
+
+export interface RoleBinding {
+  /** DN of the directory group. */
+  readonly group: string;
+  readonly role: StudyRole;
+}
+
+export interface StudyRecord {
+  readonly id: string;
+  readonly title: string;
+  readonly rootId: string;
+  readonly createdAt: string;
+  readonly createdBy: PersonRef;
+  readonly bindings: readonly RoleBinding[];
+}
+
+export interface NodeRecord {
+  readonly id: string;
+  readonly study: string;
+  /** null for a study's root folder. */
+  readonly parentId: string | null;
+  readonly name: string;
+  readonly kind: 'folder' | 'file';
+  readonly createdAt: string;
+  readonly createdBy: PersonRef;
+  readonly modifiedAt: string;
+  /** Files: the newest version; folders: null. */
+  readonly currentVersion: VersionRecord | null;
+  readonly versionCount: number;
+  /** Set when deleted: the node is a tombstone, listed in the trash. */
+  readonly deletedAt?: string;
+}
+
+export interface VersionRecord {
+  readonly id: string;
+  readonly nodeId: string;
+  readonly number: number;
+  readonly size: number;
+  /** Hex SHA-256 of the plaintext. */
+  readonly sha256: string;
+  readonly blobId: string;
+  readonly kekVersion: number;
+  readonly createdAt: string;
+  readonly createdBy: PersonRef;
+}

@@ -8,6 +8,7 @@ export const errorCatalog = {
   BAD_REQUEST: { status: 400, message: 'The request is malformed.' },
   PATH_INVALID: { status: 400, message: 'The path is not valid.' },
   BODY_TOO_LARGE: { status: 413, message: 'The request body is larger than this server accepts for this method.' },
+  UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'This request body is not supported here.' },
   METHOD_NOT_ALLOWED: { status: 405, message: 'This method is not allowed on this resource.' },
   NOT_IMPLEMENTED: { status: 501, message: 'This method is not supported.' },
   // Identity and access

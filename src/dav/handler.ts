@@ -1,0 +1,205 @@
+// The WebDAV front end: one request handler for everything under the mount
+// point. It authenticates (own Basic parser + the shared Authenticator),
+// parses the path once, and then either answers the method itself (GET, HEAD,
+// PUT, DELETE, MKCOL, OPTIONS: streaming, versioned, range-aware) or hands it
+// to webdav-server over the VaultFileSystem (PROPFIND). Methods not supported
+// yet answer 501; nothing reaches the library unauthenticated.
+
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { pipeline } from 'node:stream/promises';
+import { v2 as webdav } from 'webdav-server';
+import { formatVaultPath, parseVaultPath, VellumError, type Principal, type RequestOrigin, type VaultPath } from '../kernel/index.ts';
+import type { Authenticator, Session } from '../session/index.ts';
+import { parseBasicAuth } from './basic-auth.ts';
+import { contentTypeFor } from './content-type.ts';
+import { etagOf, VaultFileSystem, type DavUser } from './dav-filesystem.ts';
+import { sendError } from './http-errors.ts';
+import { parseRange } from './range.ts';
+
+export interface DavOptions {
+  /** URL path the WebDAV tree is mounted at, e.g. "/dav". */
+  readonly mount: string;
+  readonly realm: string;
+  readonly xmlBodyBytes: number;
+  readonly uploadBytes: number;
+  readonly authenticator: Authenticator;
+  readonly sessionFor: (principal: Principal, origin: RequestOrigin, reason?: string) => Session;
+  readonly log: (message: string, error?: unknown) => void;
+}
+
+export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => void;
+
+const SUPPORTED = ['OPTIONS', 'GET', 'HEAD', 'PUT', 'DELETE', 'MKCOL', 'PROPFIND'];
+const DAV_CLASS = '1';
+const MAX_REASON = 1000;
+
+export function createDavHandler(options: DavOptions): RequestHandler {
+  const users = new WeakMap<IncomingMessage, DavUser>();
+  const library = new webdav.WebDAVServer({
+    requireAuthentification: true,
+    rootFileSystem: new VaultFileSystem(),
+    serverName: 'Vellum',
+    httpAuthentication: {
+      askForAuthentication: () => ({ 'WWW-Authenticate': `Basic realm="${options.realm}", charset="UTF-8"` }),
+      getUser: (ctx, callback) => {
+        const user = users.get(ctx.request);
+        if (user) callback(undefined as unknown as Error, user);
+        else callback(webdav.Errors.MissingAuthorisationHeader);
+      },
+    },
+  });
+  const errorOptions = { realm: options.realm, log: options.log };
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    res.setHeader('MS-Author-Via', 'DAV');
+    const method = (req.method ?? '').toUpperCase();
+    const rawPath = stripMount(req.url ?? '/', options.mount);
+    if (method === 'OPTIONS') return sendOptions(res);
+
+    const credentials = parseBasicAuth(req.headers.authorization);
+    if (credentials === null) throw new VellumError('AUTH_REQUIRED');
+    if (credentials === 'malformed') throw new VellumError('AUTH_FAILED', 'The Authorization header is not valid HTTP Basic.');
+    const origin: RequestOrigin = {
+      ip: req.socket.remoteAddress ?? 'unknown',
+      client: String(req.headers['user-agent'] ?? '').slice(0, 256),
+      protocol: 'webdav',
+    };
+    const principal = await options.authenticator.authenticate(credentials.login, credentials.password, origin);
+    const path = parseVaultPath(rawPath);
+    const session = options.sessionFor(principal, origin, changeReason(req));
+
+    switch (method) {
+      case 'GET':
+      case 'HEAD':
+        return get(session, path, req, res, method === 'HEAD');
+      case 'PUT':
+        return put(session, path, req, res);
+      case 'DELETE':
+        await session.remove(path);
+        res.writeHead(204).end();
+        return;
+      case 'MKCOL':
+        if (hasBody(req)) throw new VellumError('UNSUPPORTED_MEDIA_TYPE', 'MKCOL takes no body.');
+        await session.makeFolder(path);
+        res.writeHead(201, { 'Content-Length': '0' }).end();
+        return;
+      case 'PROPFIND':
+        return propfind(session, req, res);
+      default:
+        throw new VellumError('NOT_IMPLEMENTED', `${method} is not supported yet. Supported: ${SUPPORTED.join(', ')}.`);
+    }
+  }
+
+  function sendOptions(res: ServerResponse): void {
+    res.writeHead(200, { DAV: DAV_CLASS, Allow: SUPPORTED.join(', '), 'Content-Length': '0' }).end();
+  }
+
+  async function get(session: Session, path: VaultPath, req: IncomingMessage, res: ServerResponse, headOnly: boolean): Promise<void> {
+    const node = await session.stat(path);
+    if (node.kind === 'folder') throw new VellumError('IS_A_FOLDER', 'Open it as a network drive, or list it with PROPFIND.');
+    const size = node.currentVersion?.size ?? 0;
+    const headers: Record<string, string> = {
+      'Content-Type': contentTypeFor(node.name),
+      'Accept-Ranges': 'bytes',
+      ETag: etagOf(node),
+      'Last-Modified': new Date(node.modifiedAt).toUTCString(),
+    };
+    if (headOnly) {
+      res.writeHead(200, { ...headers, 'Content-Length': String(size) }).end();
+      return;
+    }
+    const range = parseRange(req.headers.range, size);
+    if (range.kind === 'unsatisfiable') {
+      res.writeHead(416, { 'Content-Range': `bytes */${size}`, 'Content-Length': '0' }).end();
+      return;
+    }
+    const read = await session.readFile(path, range.kind === 'range' ? range : undefined);
+    if (range.kind === 'range') {
+      res.writeHead(206, { ...headers, 'Content-Range': `bytes ${range.start}-${range.end}/${size}`, 'Content-Length': String(range.end - range.start + 1) });
+    } else {
+      res.writeHead(200, { ...headers, 'Content-Length': String(size) });
+    }
+    try {
+      await pipeline(read.body, res);
+    } catch (e) {
+      if (e instanceof VellumError) options.log(`GET ${formatVaultPath(path)} stopped: ${e.message}`, e);
+      res.destroy();
+    }
+  }
+
+  async function put(session: Session, path: VaultPath, req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const declared = Number(req.headers['content-length'] ?? NaN);
+    if (Number.isFinite(declared) && declared > options.uploadBytes) {
+      throw new VellumError('BODY_TOO_LARGE', `A file may be at most ${options.uploadBytes} bytes.`);
+    }
+    const result = await session.writeFile(path, req, { maxBytes: options.uploadBytes });
+    res.writeHead(result.created ? 201 : 204, { ETag: etagOf(result.node), ...(result.created ? { 'Content-Length': '0' } : {}) }).end();
+  }
+
+  async function propfind(session: Session, req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const depth = req.headers.depth;
+    if (depth !== '0' && depth !== '1') {
+      const body = '<?xml version="1.0" encoding="utf-8"?>\n<D:error xmlns:D="DAV:"><D:propfind-finite-depth/></D:error>\n';
+      res.writeHead(403, { 'Content-Type': 'application/xml; charset=utf-8', 'Content-Length': String(Buffer.byteLength(body)) }).end(body);
+      return;
+    }
+    const length = Number(req.headers['content-length'] ?? 0);
+    if (!Number.isSafeInteger(length) || length > options.xmlBodyBytes) {
+      throw new VellumError('BODY_TOO_LARGE', `XML request bodies may be at most ${options.xmlBodyBytes} bytes.`);
+    }
+    users.set(req, { uid: session.principal.id, username: session.principal.login, isAdministrator: false, isDefaultUser: false, session, memo: new Map() });
+    tameLibraryHeaders(res);
+    await new Promise<void>((resolve) => {
+      res.once('close', resolve);
+      res.once('finish', resolve);
+      library.executeRequest(req, res, options.mount);
+    });
+  }
+
+  return (req, res) => {
+    handle(req, res).catch((e: unknown) => {
+      // A request whose body we did not read: close the connection rather than read it all.
+      if (hasBody(req) && !req.complete) res.setHeader('Connection', 'close');
+      sendError(res, e, errorOptions);
+    });
+  };
+}
+
+function stripMount(url: string, mount: string): string {
+  const path = url.split('?', 1)[0]!;
+  if (path === mount) return '/';
+  return path.startsWith(mount + '/') ? path.slice(mount.length) : path;
+}
+
+function hasBody(req: IncomingMessage): boolean {
+  return Number(req.headers['content-length'] ?? 0) > 0 || req.headers['transfer-encoding'] !== undefined;
+}
+
+/** X-Change-Reason (Annex 11 §9), percent-encoded by clients that need non-ASCII. */
+function changeReason(req: IncomingMessage): string | undefined {
+  const raw = req.headers['x-change-reason'];
+  if (typeof raw !== 'string' || raw.trim() === '') return undefined;
+  let reason = raw;
+  try {
+    reason = decodeURIComponent(raw);
+  } catch {
+    // Not percent-encoded: keep it as sent.
+  }
+  if (reason.length > MAX_REASON) throw new VellumError('BAD_REQUEST', `X-Change-Reason may be at most ${MAX_REASON} characters.`);
+  return reason;
+}
+
+/**
+ * webdav-server sets CORS headers that allow any origin with credentials, and
+ * advertises DAV class 2 that this server does not offer yet: drop them.
+ */
+function tameLibraryHeaders(res: ServerResponse): void {
+  const setHeader = res.setHeader.bind(res);
+  res.setHeader = (name: string, value: number | string | readonly string[]) => {
+    const lower = name.toLowerCase();
+    if (lower.startsWith('access-control-')) return res;
+    if (lower === 'dav') return setHeader(name, DAV_CLASS);
+    if (lower === 'server') return setHeader(name, 'Vellum');
+    return setHeader(name, value);
+  };
+}

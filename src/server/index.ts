@@ -1,0 +1,6 @@
+// server: the composition root. Builds every part in dependency order, serves
+// one HTTPS port (TLS 1.2+; a self-signed certificate at first start when none
+// is configured) and an optional plain-HTTP port on loopback, routes /dav to the
+// WebDAV front end and the rest to the web app, and shuts down in reverse.
+
+export { startAppliance, SYSTEM_PRINCIPAL, PRODUCT, DAV_MOUNT, type Appliance, type Logger } from './appliance.ts';

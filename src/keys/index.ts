@@ -9,3 +9,4 @@
 
 export type { KeyVault, HsmSettings, WrappedDataKey, DataKey } from './vault.ts';
 export { openKeyVault } from './pkcs11-vault.ts';
+export type { KeyVaultOptions } from './pkcs11-vault.ts';

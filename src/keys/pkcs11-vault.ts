@@ -300,6 +300,7 @@ class Pkcs11KeyVault implements KeyVault {
   }
 
   async ensureStudyKey(study: string): Promise<{ version: number }> {
+    if (this.#closing !== undefined) throw closedError();
     checkStudy(study);
     return this.#serialise(study, async () => {
       const known = this.#current.get(study);
@@ -312,6 +313,7 @@ class Pkcs11KeyVault implements KeyVault {
   }
 
   async newDataKey(study: string): Promise<DataKey> {
+    if (this.#closing !== undefined) throw closedError();
     checkStudy(study);
     return this.#run(`Making a data key for study ${study}`, async (session) => {
       let version = this.#current.get(study);
@@ -325,6 +327,7 @@ class Pkcs11KeyVault implements KeyVault {
   }
 
   async unwrapDataKey(wrapped: WrappedDataKey): Promise<Buffer> {
+    if (this.#closing !== undefined) throw closedError();
     const { study, kekVersion, mechanism } = wrapped;
     if (typeof study !== 'string' || !isStudyId(study) || !Number.isSafeInteger(kekVersion) || kekVersion < 1) {
       throw new VellumError('NOT_FOUND', `There is no key-encryption key ${JSON.stringify(study)} version ${String(kekVersion)}.`);

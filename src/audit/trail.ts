@@ -49,22 +49,34 @@ export async function openAuditTrail(db: Database, clock: Clock = systemClock): 
       const batch = queue;
       queue = [];
       let { seq, hash } = head;
+      const accepted: Pending[] = [];
       const entries: AuditEntry[] = [];
       const ops: WriteOp[] = [];
       for (const item of batch) {
-        const unhashed = toEntry(item.event, ++seq, isoTime(clock), hash);
-        const entry: AuditEntry = { ...unhashed, hash: entryHash(unhashed) };
+        let entry: AuditEntry;
+        try {
+          const unhashed = toEntry(item.event, seq + 1, isoTime(clock), hash);
+          entry = { ...unhashed, hash: entryHash(unhashed) };
+        } catch (e) {
+          // An event that cannot be encoded fails its own caller only; it must
+          // not stop the writer (which would leave every later record() hanging).
+          item.reject(new VellumError('INTERNAL', `The audit event cannot be encoded: ${(e as Error).message}`, { cause: e }));
+          continue;
+        }
+        seq = entry.seq;
         hash = entry.hash;
+        accepted.push(item);
         entries.push(entry);
         ops.push(...item.ops, section.put(seqKey(entry.seq), entry));
       }
+      if (accepted.length === 0) continue;
       try {
         await db.write(ops);
         head = { seq, hash };
-        batch.forEach((item, i) => item.resolve(entries[i]!));
+        accepted.forEach((item, i) => item.resolve(entries[i]!));
       } catch (e) {
         const error = e instanceof VellumError ? e : new VellumError('STORE_UNAVAILABLE', (e as Error).message, { cause: e });
-        batch.forEach((item) => item.reject(error));
+        accepted.forEach((item) => item.reject(error));
       }
     }
     writing = false;
@@ -117,10 +129,21 @@ function toEntry(event: AuditEvent, seq: number, time: string, prevHash: string)
     client: event.client ?? null,
     protocol: event.protocol ?? null,
     object: { ...event.object },
-    oldValue: event.oldValue ?? null,
-    newValue: event.newValue ?? null,
+    oldValue: asStoredJson(event.oldValue),
+    newValue: asStoredJson(event.newValue),
     reason: event.reason ?? null,
     detail: event.detail ?? null,
     prevHash,
   };
+}
+
+/**
+ * The value as it reads back from the store (JSON), so the hash is computed
+ * over what is stored: a Date or Buffer would otherwise hash as `{}` here but
+ * read back as a string or an object, and the entry would fail verification.
+ */
+function asStoredJson(value: unknown): unknown {
+  if (value === undefined) return null;
+  const text = JSON.stringify(value);
+  return text === undefined ? null : (JSON.parse(text) as unknown);
 }

@@ -21,11 +21,13 @@ export function isStudyId(value: string): boolean {
   return STUDY_ID_PATTERN.test(value);
 }
 
-export function checkName(name: string): string {
+export function checkName(raw: string): string {
+  // Normalise first and check what is returned: NFC can make a name longer
+  // (e.g. U+0958 becomes two code points, 3 bytes become 6).
+  const name = raw.normalize('NFC');
   if (name === '' || name === '.' || name === '..') throw new VellumError('PATH_INVALID', `"${name}" is not a valid name.`);
   if (FORBIDDEN_IN_NAME.test(name) || name.includes('/')) throw new VellumError('PATH_INVALID', 'Names may not contain control characters, "/" or "\\".');
   if (Buffer.byteLength(name, 'utf8') > MAX_NAME_BYTES) throw new VellumError('PATH_INVALID', `A name may be at most ${MAX_NAME_BYTES} bytes long.`);
-  if (name !== name.normalize('NFC')) return name.normalize('NFC');
   return name;
 }
 

@@ -70,11 +70,23 @@ export function decodeHeader(preamble: Buffer, json: Buffer): EncodedHeader {
   } catch {
     throw new VellumError('INTEGRITY_FAILURE', 'The blob header is not readable.');
   }
+  if (!hasHeaderShape(header)) throw new VellumError('INTEGRITY_FAILURE', 'The blob header is incomplete or has fields of the wrong type.');
   if (header.cipher !== 'AES-256-GCM' || header.segmentSize !== SEGMENT_SIZE) {
     throw new VellumError('INTEGRITY_FAILURE', 'The blob header names an unsupported cipher or segment size.');
   }
   const bytes = Buffer.concat([preamble, json]);
   return { header, bytes, digest: createHash('sha256').update(bytes).digest() };
+}
+
+/** The header is unauthenticated until a segment decrypts: check its shape before using any field. */
+function hasHeaderShape(value: unknown): value is BlobHeader {
+  if (typeof value !== 'object' || value === null) return false;
+  const h = value as Record<string, unknown>;
+  const kek = h.kek as Record<string, unknown> | null | undefined;
+  return typeof h.blobId === 'string' && typeof h.study === 'string' && typeof h.wrappedKey === 'string'
+    && typeof h.noncePrefix === 'string' && Buffer.from(h.noncePrefix, 'base64').length === 8
+    && typeof kek === 'object' && kek !== null
+    && typeof kek.study === 'string' && Number.isSafeInteger(kek.version) && typeof kek.mechanism === 'string';
 }
 
 export const PREAMBLE_BYTES = PREAMBLE_SIZE;

@@ -9,7 +9,7 @@ import { mkdir, open, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { VellumError } from '../kernel/index.ts';
+import { isVellumError, VellumError } from '../kernel/index.ts';
 import type { KeyVault } from '../keys/index.ts';
 import {
   bodySize, decodeHeader, decryptSegment, encodeHeader, headerLength, newNoncePrefix, PREAMBLE_BYTES,
@@ -100,7 +100,7 @@ export async function openBlobStore(dataDir: string, keys: KeyVault): Promise<Bl
         const json = Buffer.alloc(headerLength(preamble));
         await readExactly(handle, json, PREAMBLE_BYTES);
         const header = decodeHeader(preamble, json);
-        if (header.header.blobId !== blob.blobId || header.header.study !== blob.study) {
+        if (header.header.blobId !== blob.blobId || header.header.study !== blob.study || header.header.kek.study !== blob.study) {
           throw new VellumError('INTEGRITY_FAILURE', 'The blob header belongs to another blob.');
         }
         const dataStart = header.bytes.length;
@@ -113,6 +113,11 @@ export async function openBlobStore(dataDir: string, keys: KeyVault): Promise<Bl
           kekVersion: header.header.kek.version,
           mechanism: header.header.kek.mechanism,
           wrapped: Buffer.from(header.header.wrappedKey, 'base64'),
+        }).catch((e: unknown) => {
+          // The header is not authenticated yet: a key it names that does not
+          // exist is a damaged blob, not a missing file (404, unaudited).
+          if (isVellumError(e, 'NOT_FOUND')) throw new VellumError('INTEGRITY_FAILURE', 'The blob header names a key that does not exist.', { cause: e });
+          throw e;
         });
         const prefix = Buffer.from(header.header.noncePrefix, 'base64');
         const count = segmentCount(blob.size);

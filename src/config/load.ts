@@ -117,8 +117,9 @@ function applyEnvOverrides(raw: unknown, env: NodeJS.ProcessEnv, source: string)
     if (value === undefined || value === '') continue;
     let parsed: string | number = value;
     if (type === 'number') {
+      // Decimal digits only: Number() would also take " " (0), "0x1BB" and "1e3".
+      if (!/^\s*\d+\s*$/.test(value)) throw invalid(source, [`${name}: must be a whole number, got "${value}"`]);
       parsed = Number(value);
-      if (!Number.isInteger(parsed)) throw invalid(source, [`${name}: must be a whole number, got "${value}"`]);
     }
     let node = copy;
     for (const key of path.slice(0, -1)) {

@@ -33,8 +33,10 @@ export class VaultFileSystem extends webdav.FileSystem {
   }
 
   #node(path: webdav.Path, ctx: { context: webdav.RequestContext }): Promise<NodeRecord | 'root'> {
-    const user = ctx.context.user as DavUser;
+    const user = davUser(ctx.context);
     const key = path.toString();
+    // The library asks about the root with a context of its own (no person): it exists, nothing more.
+    if (!user) return path.isRoot() ? Promise.resolve('root') : Promise.reject(webdav.Errors.ResourceNotFound);
     let found = user.memo.get(key);
     if (!found) {
       const vaultPath = toVaultPath(path);
@@ -57,7 +59,8 @@ export class VaultFileSystem extends webdav.FileSystem {
   }
 
   protected override _readDir(path: webdav.Path, ctx: webdav.ReadDirInfo, callback: Callback<string[] | webdav.Path[]>): void {
-    const user = ctx.context.user as DavUser;
+    const user = davUser(ctx.context);
+    if (!user) return callback(webdav.Errors.NotEnoughPrivilege);
     const vaultPath = toVaultPath(path);
     const base = path.toString().replace(/\/?$/, '/');
     const listing = vaultPath.study === null
@@ -92,6 +95,11 @@ export class VaultFileSystem extends webdav.FileSystem {
   protected override _propertyManager(_path: webdav.Path, _ctx: webdav.PropertyManagerInfo, callback: Callback<webdav.IPropertyManager>): void {
     callback(undefined, new webdav.LocalPropertyManager());
   }
+}
+
+function davUser(context: webdav.RequestContext): DavUser | null {
+  const user = context.user as Partial<DavUser> | undefined;
+  return user?.session && user.memo ? (user as DavUser) : null;
 }
 
 export function etagOf(node: NodeRecord | 'root'): string {

@@ -39,6 +39,8 @@ export function createDavHandler(options: DavOptions): RequestHandler {
     requireAuthentification: true,
     rootFileSystem: new VaultFileSystem(),
     serverName: 'Vellum',
+    // Paths, not absolute URLs: the library would write http:// even behind TLS.
+    respondWithPaths: true,
     httpAuthentication: {
       askForAuthentication: () => ({ 'WWW-Authenticate': `Basic realm="${options.realm}", charset="UTF-8"` }),
       getUser: (ctx, callback) => {
@@ -149,6 +151,8 @@ export function createDavHandler(options: DavOptions): RequestHandler {
     }
     users.set(req, { uid: session.principal.id, username: session.principal.login, isAdministrator: false, isDefaultUser: false, session, memo: new Map() });
     tameLibraryHeaders(res);
+    // The library resolves paths from the URL without the mount and adds the mount back to hrefs.
+    req.url = stripMount(req.url ?? '/', options.mount);
     await new Promise<void>((resolve) => {
       res.once('close', resolve);
       res.once('finish', resolve);

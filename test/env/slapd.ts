@@ -272,6 +272,10 @@ export async function startSlapd(options: SlapdOptions): Promise<Slapd> {
     const proc = spawn(join(SBIN, 'slapd'), ['-f', conf, '-h', listen, '-d', 'none'], { stdio: ['ignore', 'pipe', 'pipe'] });
     child = proc;
     trackChild(proc);
+    // slapd alone does not keep this process alive: if a caller forgets close(),
+    // the process still exits and the exit hook above takes slapd with it.
+    proc.unref();
+    for (const stream of [proc.stdout, proc.stderr]) (stream as { unref?: () => void } | null)?.unref?.();
     let started = false;
     const lines = (stream: NodeJS.ReadableStream | null) => {
       let partial = '';

@@ -5,7 +5,7 @@
 export interface Principal {
   /** Immutable directory id (entryUUID on OpenLDAP, objectGUID on AD). */
   readonly id: string;
-  /** Login name as typed (uid / sAMAccountName). */
+  /** Login name as the directory spells it (uid / sAMAccountName); LDAP matching ignores case. */
   readonly login: string;
   readonly dn: string;
   /** Printed name at the time of authentication. */

@@ -16,6 +16,7 @@ import { MAX_LOGIN_LENGTH, formatId } from '../../src/directory/ldap-directory.t
 import { errorCatalog, isVellumError, type Principal } from '../../src/kernel/index.ts';
 import { GROUPS, PEOPLE, type Person } from '../env/people.ts';
 import { startSlapd, type Slapd } from '../env/slapd.ts';
+import { directorySettings, failure } from '../support/directory.ts';
 
 const run = promisify(execFile);
 
@@ -27,17 +28,7 @@ let directory: Directory;
 test.before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'vellum-directory-'));
   slapd = await startSlapd({ dir, tls: true });
-  settings = {
-    url: slapd.url,
-    bindDn: slapd.serviceDn,
-    bindPassword: slapd.servicePassword,
-    userBase: slapd.userBase,
-    groupBase: slapd.groupBase,
-    loginAttribute: 'uid',
-    idAttribute: 'entryUUID',
-    displayNameAttribute: 'displayName',
-    timeoutMs: 3000,
-  };
+  settings = directorySettings(slapd, 3000);
   directory = await openDirectory(settings);
 });
 
@@ -56,15 +47,6 @@ async function entryUuidFromLdapsearch(login: string): Promise<string> {
   const match = /^entryUUID: (\S+)$/m.exec(stdout);
   if (!match?.[1]) throw new Error(`ldapsearch found no entryUUID for ${login}:\n${stdout}`);
   return match[1];
-}
-
-async function failure(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (e) {
-    return e;
-  }
-  throw new Error('expected the call to fail, and it succeeded');
 }
 
 const AUTH_FAILED_MESSAGE = errorCatalog.AUTH_FAILED.message;

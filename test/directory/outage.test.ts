@@ -13,6 +13,7 @@ import { openDirectory, type Directory, type DirectorySettings } from '../../src
 import { errorCatalog, isVellumError } from '../../src/kernel/index.ts';
 import { PEOPLE, personDn } from '../env/people.ts';
 import { sshaHash, startSlapd, type Slapd } from '../env/slapd.ts';
+import { directorySettings, failure } from '../support/directory.ts';
 
 const run = promisify(execFile);
 
@@ -24,17 +25,7 @@ let directory: Directory;
 test.before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'vellum-outage-'));
   slapd = await startSlapd({ dir });
-  settings = {
-    url: slapd.url,
-    bindDn: slapd.serviceDn,
-    bindPassword: slapd.servicePassword,
-    userBase: slapd.userBase,
-    groupBase: slapd.groupBase,
-    loginAttribute: 'uid',
-    idAttribute: 'entryUUID',
-    displayNameAttribute: 'displayName',
-    timeoutMs: 1000,
-  };
+  settings = directorySettings(slapd, 1000);
   directory = await openDirectory(settings);
 });
 
@@ -43,15 +34,6 @@ test.after.always(async () => {
   await slapd?.close();
   if (dir) await rm(dir, { recursive: true, force: true });
 });
-
-async function failure(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (e) {
-    return e;
-  }
-  throw new Error('expected the call to fail, and it succeeded');
-}
 
 test.serial('1 fail closed: with slapd stopped, a correct password gets DIRECTORY_UNAVAILABLE (503), never a login', async (t) => {
   const before = await directory.authenticate('sam', PEOPLE.sam.password);

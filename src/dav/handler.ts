@@ -97,14 +97,13 @@ export function createDavHandler(options: DavOptions): RequestHandler {
   }
 
   async function get(session: Session, path: VaultPath, req: IncomingMessage, res: ServerResponse, headOnly: boolean): Promise<void> {
-    const node = await session.stat(path);
-    if (node.kind === 'folder') throw new VellumError('IS_A_FOLDER', 'Open it as a network drive, or list it with PROPFIND.');
-    const size = node.currentVersion?.size ?? 0;
+    const file = await session.openFile(path);
+    const size = file.version.size;
     const headers: Record<string, string> = {
-      'Content-Type': contentTypeFor(node.name),
+      'Content-Type': contentTypeFor(file.node.name),
       'Accept-Ranges': 'bytes',
-      ETag: etagOf(node),
-      'Last-Modified': new Date(node.modifiedAt).toUTCString(),
+      ETag: etagOf(file.node),
+      'Last-Modified': new Date(file.node.modifiedAt).toUTCString(),
     };
     if (headOnly) {
       res.writeHead(200, { ...headers, 'Content-Length': String(size) }).end();
@@ -115,14 +114,14 @@ export function createDavHandler(options: DavOptions): RequestHandler {
       res.writeHead(416, { 'Content-Range': `bytes */${size}`, 'Content-Length': '0' }).end();
       return;
     }
-    const read = await session.readFile(path, range.kind === 'range' ? range : undefined);
+    const body = await file.read(range.kind === 'range' ? range : undefined);
     if (range.kind === 'range') {
       res.writeHead(206, { ...headers, 'Content-Range': `bytes ${range.start}-${range.end}/${size}`, 'Content-Length': String(range.end - range.start + 1) });
     } else {
       res.writeHead(200, { ...headers, 'Content-Length': String(size) });
     }
     try {
-      await pipeline(read.body, res);
+      await pipeline(body, res);
     } catch (e) {
       if (e instanceof VellumError) options.log(`GET ${formatVaultPath(path)} stopped: ${e.message}`, e);
       res.destroy();

@@ -4,4 +4,4 @@
 // failures, so every front end gets the same checks and the same audit entries.
 
 export { createAuthenticator, type Authenticator, type PasswordVerifier } from './authenticator.ts';
-export { openSession, type Session, type SessionParts, type SessionOptions } from './session.ts';
+export { openSession, type Session, type OpenFile, type SessionParts, type SessionOptions } from './session.ts';

@@ -8,7 +8,15 @@ import type { AuditEvent, AuditTrail } from '../audit/index.ts';
 import {
   formatVaultPath, isVellumError, VellumError, type Principal, type RequestOrigin, type VaultPath,
 } from '../kernel/index.ts';
-import type { ByteRange, NodeRecord, ReadResult, RoleBinding, StudyRecord, Vault, WriteResult } from '../vault/index.ts';
+import type { ByteRange, NodeRecord, RoleBinding, StudyRecord, Vault, VersionRecord, WriteResult } from '../vault/index.ts';
+
+/** A file found and authorised for reading; its bytes are read (and audited) only on read(). */
+export interface OpenFile {
+  readonly node: NodeRecord;
+  readonly version: VersionRecord;
+  /** Streams the content, or a range of it, and audits the read. */
+  read(range?: ByteRange): Promise<Readable>;
+}
 
 export interface Session {
   readonly principal: Principal;
@@ -18,7 +26,8 @@ export interface Session {
   list(path: VaultPath): Promise<NodeRecord[]>;
   makeFolder(path: VaultPath): Promise<NodeRecord>;
   writeFile(path: VaultPath, body: Readable, options: { maxBytes: number }): Promise<WriteResult>;
-  readFile(path: VaultPath, range?: ByteRange): Promise<ReadResult>;
+  /** @throws VellumError NOT_FOUND, IS_A_FOLDER, FORBIDDEN */
+  openFile(path: VaultPath): Promise<OpenFile>;
   remove(path: VaultPath): Promise<NodeRecord>;
   /** System action: Administrators only. */
   createStudy(input: { id: string; title: string; bindings: readonly RoleBinding[] }): Promise<StudyRecord>;
@@ -102,34 +111,40 @@ export function openSession(parts: SessionParts, principal: Principal, origin: R
 
     remove: (path) => change(path, 'delete', 'node.delete', (roles) => vault.remove(path, actor(roles))),
 
-    async readFile(path, range) {
+    async openFile(path) {
       const roles = await authorize(path, 'read', 'file.read');
-      const object = { study: path.study ?? undefined, path: formatVaultPath(path) };
-      let result: ReadResult;
-      try {
-        result = await vault.readFile(path, range);
-      } catch (e) {
-        if (!isVellumError(e, 'NOT_FOUND') && !isVellumError(e, 'IS_A_FOLDER')) await auditFailure({ ...where, action: 'file.read', roles, object }, e);
-        throw e;
-      }
-      await audit.record({
-        ...where, action: 'file.read', outcome: 'success', roles,
-        object: { ...object, nodeId: result.node.id, versionId: result.version.id },
-        ...(range ? { newValue: { range: `${range.start}-${range.end}` } } : {}),
-      });
-      return result;
+      const node = await vault.stat(path);
+      const version = node.currentVersion;
+      if (node.kind !== 'file' || version === null) throw new VellumError('IS_A_FOLDER', 'A folder has no content to download.');
+      const object = { study: node.study, path: formatVaultPath(path), nodeId: node.id, versionId: version.id };
+      return {
+        node,
+        version,
+        async read(range) {
+          let body: Readable;
+          try {
+            body = await vault.readCurrent(node, range);
+          } catch (e) {
+            await auditFailure({ ...where, action: 'file.read', roles, object }, e);
+            throw e;
+          }
+          await audit.record({
+            ...where, action: 'file.read', outcome: 'success', roles, object,
+            ...(range ? { newValue: { range: `${range.start}-${range.end}` } } : {}),
+          });
+          return body;
+        },
+      };
     },
 
     async createStudy(input) {
-      const roles = options.system ? ['System'] : null;
-      if (!roles) {
-        const decision = decideSystem(principal, parts.administratorGroups);
-        if (!decision.allowed) {
-          await audit.record({ ...where, action: 'study.create', outcome: 'denied', object: { study: input.id }, detail: decision.reason });
-          throw new VellumError('FORBIDDEN', decision.reason);
-        }
+      if (options.system) return vault.createStudy(input, actor(['System']));
+      const decision = decideSystem(principal, parts.administratorGroups);
+      if (!decision.allowed) {
+        await audit.record({ ...where, action: 'study.create', outcome: 'denied', object: { study: input.id }, detail: decision.reason });
+        throw new VellumError('FORBIDDEN', decision.reason);
       }
-      return vault.createStudy(input, actor(roles ?? ['Administrator']));
+      return vault.createStudy(input, actor([...decision.roles]));
     },
   };
 }

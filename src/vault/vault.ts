@@ -28,11 +28,6 @@ export interface WriteResult {
   readonly created: boolean;
 }
 
-export interface ReadResult {
-  readonly node: NodeRecord;
-  readonly version: VersionRecord;
-  readonly body: Readable;
-}
 
 export interface Vault {
   /** @throws VellumError STUDY_EXISTS, HSM_UNAVAILABLE, STORE_UNAVAILABLE */
@@ -51,8 +46,11 @@ export interface Vault {
    *   BODY_TOO_LARGE, HSM_UNAVAILABLE, STORE_UNAVAILABLE. On any of them no version exists.
    */
   writeFile(path: VaultPath, body: Readable, actor: Actor, options: { maxBytes: number }): Promise<WriteResult>;
-  /** @throws VellumError NOT_FOUND, IS_A_FOLDER, INTEGRITY_FAILURE, HSM_UNAVAILABLE */
-  readFile(path: VaultPath, range?: ByteRange): Promise<ReadResult>;
+  /**
+   * Streams the current version of a file found with stat(), or a range of it.
+   * @throws VellumError IS_A_FOLDER, INTEGRITY_FAILURE, HSM_UNAVAILABLE
+   */
+  readCurrent(file: NodeRecord, range?: ByteRange): Promise<Readable>;
   /** Tombstones a file or a folder (with everything below it). @throws VellumError NOT_FOUND, FORBIDDEN (study root) */
   remove(path: VaultPath, actor: Actor): Promise<NodeRecord>;
   /** Every version of a file, oldest first. */
@@ -237,12 +235,10 @@ export function createVault(parts: VaultParts): Vault {
       }
     },
 
-    async readFile(path, range) {
-      const node = await resolve(path);
-      if (node.kind !== 'file' || node.currentVersion === null) throw new VellumError('IS_A_FOLDER');
-      const version = node.currentVersion;
-      const body = await blobs.read({ blobId: version.blobId, study: node.study, size: version.size }, range);
-      return { node, version, body };
+    async readCurrent(file, range) {
+      const version = file.currentVersion;
+      if (file.kind !== 'file' || version === null) throw new VellumError('IS_A_FOLDER');
+      return blobs.read({ blobId: version.blobId, study: file.study, size: version.size }, range);
     },
 
     async remove(path, actor) {

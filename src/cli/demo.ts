@@ -8,6 +8,7 @@ import { join, resolve } from 'node:path';
 import { loadConfigFile, type ConfigFile } from '../config/index.ts';
 import { isStudyRole, type StudyRole } from '../kernel/index.ts';
 import { DAV_MOUNT, startAppliance, type Appliance } from '../server/index.ts';
+import type { TestEnv } from '../../test/env/index.ts';
 import type { Command } from './command.ts';
 import { consoleLogger, untilSignal } from './process.ts';
 
@@ -84,7 +85,7 @@ interface DemoPorts {
 /** Writes the demo's configuration and secret files, the way an operator would. */
 async function writeDemoConfig(
   dir: string,
-  env: { ldap: { url: string; serviceDn: string; servicePassword: string; userBase: string; groupBase: string }; hsm: { library: string; tokenLabel: string; pin: string } },
+  env: TestEnv,
   ports: DemoPorts,
 ): Promise<string> {
   const secrets = join(dir, 'secrets');

@@ -11,6 +11,7 @@ import type { Handle, PKCS11 } from 'pkcs11js';
 import { initSoftHsm } from '../env/softhsm.ts';
 import type { SoftHsmToken } from '../env/softhsm.ts';
 import { openKeyVault } from '../../src/keys/index.ts';
+import { generateKekOutOfBand } from '../support/out-of-band-kek.ts';
 
 let dir: string;
 let token: SoftHsmToken;
@@ -148,18 +149,7 @@ test.serial('ensureStudyKey returns the highest existing version', async (t) => 
   await inspect((p, session) => {
     for (const version of [3, 2]) {
       const label = `vellum:kek:STUDY-C:v${version}`;
-      p.C_GenerateKey(session, { mechanism: pkcs11js.CKM_AES_KEY_GEN }, [
-        { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
-        { type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_AES },
-        { type: pkcs11js.CKA_VALUE_LEN, value: 32 },
-        { type: pkcs11js.CKA_TOKEN, value: true },
-        { type: pkcs11js.CKA_PRIVATE, value: true },
-        { type: pkcs11js.CKA_SENSITIVE, value: true },
-        { type: pkcs11js.CKA_EXTRACTABLE, value: false },
-        { type: pkcs11js.CKA_WRAP, value: true },
-        { type: pkcs11js.CKA_UNWRAP, value: true },
-        { type: pkcs11js.CKA_LABEL, value: label },
-      ]);
+      generateKekOutOfBand(p, session, label);
     }
   });
   const vault = await openKeyVault(settings());

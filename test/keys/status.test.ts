@@ -12,6 +12,7 @@ import type { SoftHsmToken } from '../env/softhsm.ts';
 import { openKeyVault } from '../../src/keys/index.ts';
 import type { KeyVault } from '../../src/keys/index.ts';
 import { VellumError } from '../../src/kernel/index.ts';
+import { generateKekOutOfBand } from '../support/out-of-band-kek.ts';
 
 let dir: string;
 let token: SoftHsmToken;
@@ -103,18 +104,7 @@ test.serial('a cached KEK handle that went stale (object replaced on the token) 
   const [old] = p.C_FindObjects(session, 10);
   p.C_FindObjectsFinal(session);
   p.C_DestroyObject(session, old!);
-  const replacement = p.C_GenerateKey(session, { mechanism: pkcs11js.CKM_AES_KEY_GEN }, [
-    { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
-    { type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_AES },
-    { type: pkcs11js.CKA_VALUE_LEN, value: 32 },
-    { type: pkcs11js.CKA_TOKEN, value: true },
-    { type: pkcs11js.CKA_PRIVATE, value: true },
-    { type: pkcs11js.CKA_SENSITIVE, value: true },
-    { type: pkcs11js.CKA_EXTRACTABLE, value: false },
-    { type: pkcs11js.CKA_WRAP, value: true },
-    { type: pkcs11js.CKA_UNWRAP, value: true },
-    { type: pkcs11js.CKA_LABEL, value: label },
-  ]);
+  const replacement = generateKekOutOfBand(p, session, label);
   p.C_CloseSession(session);
   p.close();
   t.false(replacement.equals(old!), 'the new object has a different handle');

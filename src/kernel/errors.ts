@@ -23,6 +23,12 @@ export const errorCatalog = {
   IS_A_FOLDER: { status: 405, message: 'This is a folder; the method applies to files only.' },
   STUDY_EXISTS: { status: 409, message: 'A study with that id already exists.' },
   UPLOAD_INCOMPLETE: { status: 400, message: 'The upload ended before all of its bytes arrived; nothing was stored.' },
+  DIGEST_MISMATCH: { status: 400, message: 'The uploaded bytes do not match the SHA-256 digest sent with them; nothing was stored.' },
+  DESTINATION_INVALID: { status: 400, message: 'The Destination header is missing or does not name a path on this server.' },
+  DESTINATION_EXISTS: { status: 412, message: 'The destination exists and Overwrite: F was sent.' },
+  VERSION_NOT_FOUND: { status: 404, message: 'The file has no version with that number.' },
+  NOT_DELETED: { status: 409, message: 'This item is not in the trash.' },
+  CONTENT_SHREDDED: { status: 410, message: 'The content of this version was destroyed (crypto-shredded) and cannot be read.' },
   // Dependencies (fail closed)
   DIRECTORY_UNAVAILABLE: { status: 503, message: 'The user directory (LDAP) cannot be reached, so nobody can be authenticated right now. Try again shortly.' },
   HSM_UNAVAILABLE: { status: 503, message: 'The hardware security module cannot be reached, so no file can be encrypted or decrypted right now. Try again shortly.' },
@@ -36,6 +42,7 @@ export const errorCatalog = {
   TLS_SETUP_FAILED: { status: 500, message: 'The TLS certificate or key could not be loaded.' },
   LISTEN_REFUSED: { status: 500, message: 'The server refused to listen on the configured address.' },
   // Integrity
+  JOB_RUNNING: { status: 409, message: 'The same job is already running.' },
   INTEGRITY_FAILURE: { status: 500, message: 'Stored data failed its integrity check; the read was stopped.' },
   INTERNAL: { status: 500, message: 'An unexpected error occurred; it has been logged.' },
 } as const satisfies Record<string, { status: number; message: string }>;

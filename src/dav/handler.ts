@@ -9,8 +9,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream/promises';
 import { v2 as webdav } from 'webdav-server';
 import { formatVaultPath, parseVaultPath, VellumError, type Principal, type RequestOrigin, type VaultPath } from '../kernel/index.ts';
-import type { Authenticator, Session } from '../session/index.ts';
-import { parseBasicAuth } from './basic-auth.ts';
+import { parseBasicAuth, type Authenticator, type Session } from '../session/index.ts';
+
 import { contentTypeFor } from './content-type.ts';
 import { etagOf, VaultFileSystem, type DavUser } from './dav-filesystem.ts';
 import { sendError } from './http-errors.ts';

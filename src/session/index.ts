@@ -5,3 +5,4 @@
 
 export { createAuthenticator, type Authenticator, type PasswordVerifier } from './authenticator.ts';
 export { openSession, type Session, type OpenFile, type SessionParts, type SessionOptions } from './session.ts';
+export { parseBasicAuth, type Credentials } from './basic-auth.ts';

@@ -1,3 +1,4 @@
+// Shared by every front end that takes a password over HTTP (WebDAV, REST API).
 // HTTP Basic credentials (RFC 7617), parsed here rather than by webdav-server,
 // whose parser rejects base64 containing '+' or '/' and cuts passwords at ':'.
 // The user name ends at the first ':'; everything after it is the password.

@@ -17,6 +17,7 @@ export interface Config {
   readonly access: ParsedConfig['access'];
   readonly auth: ParsedConfig['auth'];
   readonly limits: ParsedConfig['limits'];
+  readonly scrub: ParsedConfig['scrub'];
 }
 
 /** Environment variables that override single keys (documented in docs/configuration.md). */
@@ -93,6 +94,7 @@ export function buildConfig(raw: unknown, options: { source: string; baseDir: st
     access: parsed.access,
     auth: parsed.auth,
     limits: parsed.limits,
+    scrub: parsed.scrub,
   });
 }
 

@@ -69,6 +69,10 @@ export const configSchema = z.strictObject({
     /** Largest file a single PUT may store. */
     uploadBytes: z.number().int().min(1).default(64 * 1024 ** 3),
   }).prefault({}),
+  scrub: z.strictObject({
+    /** Hours between scheduled scrubs (every blob re-verified); 0 turns the schedule off. At most 24 days (a timer limit). */
+    intervalHours: z.number().min(0).max(24 * 24).default(24 * 7),
+  }).prefault({}),
 });
 
 export type ConfigFile = z.input<typeof configSchema>;

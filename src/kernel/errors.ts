@@ -25,8 +25,10 @@ export const errorCatalog = {
   UPLOAD_INCOMPLETE: { status: 400, message: 'The upload ended before all of its bytes arrived; nothing was stored.' },
   DIGEST_MISMATCH: { status: 400, message: 'The uploaded bytes do not match the SHA-256 digest sent with them; nothing was stored.' },
   DESTINATION_INVALID: { status: 400, message: 'The Destination header is missing or does not name a path on this server.' },
+  DESTINATION_OTHER_SERVER: { status: 502, message: 'The Destination is on another server; this server can only move and copy within itself.' },
   DESTINATION_EXISTS: { status: 412, message: 'The destination exists and Overwrite: F was sent.' },
   VERSION_NOT_FOUND: { status: 404, message: 'The file has no version with that number.' },
+  NAME_TAKEN: { status: 409, message: 'Another item with that name is already there.' },
   NOT_DELETED: { status: 409, message: 'This item is not in the trash.' },
   CONTENT_SHREDDED: { status: 410, message: 'The content of this version was destroyed (crypto-shredded) and cannot be read.' },
   // Dependencies (fail closed)

@@ -58,7 +58,10 @@ export async function startAppliance(config: Config, log: Logger): Promise<Appli
     closers.push(() => db.close());
     const audit = await openAuditTrail(db);
     const blobs = await openBlobStore(config.dataDir, keys);
-    const vault = createVault({ db, audit, blobs, ensureStudyKey: (study) => keys.ensureStudyKey(study) });
+    const vault = createVault({ db, audit, blobs, keys, log: (message, error) => (error === undefined ? log.info(message) : log.error(message, error)) });
+    closers.push(() => vault.stopJobs());
+    // Before anything is served: what a crash left half-written goes (and is audited).
+    await vault.collectOrphans();
     const sessionParts: SessionParts = { vault, audit, administratorGroups: config.access.administratorGroups };
     const authenticator = createAuthenticator(directory, audit, config.auth.cacheSeconds);
 
@@ -105,6 +108,9 @@ export async function startAppliance(config: Config, log: Logger): Promise<Appli
     const httpsUrl = `https://${hostForUrl(httpsAddress)}:${httpsAddress.port}`;
 
     await audit.record({ action: 'system.start', outcome: 'success', protocol: 'system', newValue: { version: PRODUCT.version, https: httpsUrl, http: httpUrl } });
+    await vault.resumeRotations();
+    const scrubTimer = scheduleScrubs(vault, config.scrub.intervalHours, log);
+    closers.push(async () => clearInterval(scrubTimer));
     let closed: Promise<void> | null = null;
 
     return {
@@ -127,6 +133,19 @@ export async function startAppliance(config: Config, log: Logger): Promise<Appli
     await closeAll();
     throw e;
   }
+}
+
+/** The configured scrub schedule; a scrub already running (started by hand) is left alone. */
+function scheduleScrubs(vault: Vault, intervalHours: number, log: Logger): NodeJS.Timeout | undefined {
+  if (intervalHours <= 0) return undefined;
+  const timer = setInterval(() => {
+    vault.startScrub('schedule', null).then(
+      (status) => log.info(`Scheduled scrub started: ${status.blobsTotal} blobs, ${status.bytesTotal} bytes.`),
+      (e: unknown) => log.error('The scheduled scrub did not start', e),
+    );
+  }, intervalHours * 3_600_000);
+  timer.unref();
+  return timer;
 }
 
 function tune(server: Server): Server {

@@ -8,7 +8,10 @@ import type { AuditEvent, AuditTrail } from '../audit/index.ts';
 import {
   formatVaultPath, isVellumError, VellumError, type Principal, type RequestOrigin, type VaultPath,
 } from '../kernel/index.ts';
-import type { ByteRange, NodeRecord, RoleBinding, StudyRecord, Vault, VersionRecord, WriteResult } from '../vault/index.ts';
+import type {
+  ByteRange, KeyStatus, NodeRecord, NodeView, RoleBinding, RotationStatus, ScrubStatus, StudyRecord, TransferResult, Vault,
+  VersionRecord, VersionView, WriteResult,
+} from '../vault/index.ts';
 
 /** A file found and authorised for reading; its bytes are read (and audited) only on read(). */
 export interface OpenFile {
@@ -18,6 +21,11 @@ export interface OpenFile {
   read(range?: ByteRange): Promise<Readable>;
 }
 
+/**
+ * Every method checks access first (FORBIDDEN, audited as a denial) and
+ * audits the change or read it makes; failures after the check are audited
+ * too. Errors are VellumErrors from the catalog.
+ */
 export interface Session {
   readonly principal: Principal;
   /** Studies where the person holds a role. */
@@ -25,12 +33,53 @@ export interface Session {
   stat(path: VaultPath): Promise<NodeRecord>;
   list(path: VaultPath): Promise<NodeRecord[]>;
   makeFolder(path: VaultPath): Promise<NodeRecord>;
-  writeFile(path: VaultPath, body: Readable, options: { maxBytes: number }): Promise<WriteResult>;
+  /**
+   * A new version of the file at path. With expectedSha256 (lowercase hex) the
+   * bytes must hash to it. @throws DIGEST_MISMATCH, UPLOAD_INCOMPLETE, BODY_TOO_LARGE, ...
+   */
+  writeFile(path: VaultPath, body: Readable, options: { maxBytes: number; expectedSha256?: string }): Promise<WriteResult>;
   /** @throws VellumError NOT_FOUND, IS_A_FOLDER, FORBIDDEN */
   openFile(path: VaultPath): Promise<OpenFile>;
+  /** Tombstones a file or folder; it goes to the trash. */
   remove(path: VaultPath): Promise<NodeRecord>;
+
+  /** A live node by path, with its id (for the node-id based calls below). @throws NOT_FOUND */
+  nodeAt(path: VaultPath): Promise<NodeView>;
+  /** A node by id, live or in the trash. @throws NOT_FOUND */
+  node(study: string, nodeId: string): Promise<NodeView>;
+  /** Every version of a file, oldest first. @throws NOT_FOUND, IS_A_FOLDER */
+  versions(study: string, nodeId: string): Promise<VersionView[]>;
+  /** Any version of a file, for download (read audited). @throws NOT_FOUND, VERSION_NOT_FOUND, CONTENT_SHREDDED */
+  openVersion(study: string, nodeId: string, number: number): Promise<OpenFile>;
+  /** A new version with the content of an older one. @throws NOT_FOUND, VERSION_NOT_FOUND, NOT_FOUND for a file in the trash */
+  restoreVersion(study: string, nodeId: string, number: number): Promise<WriteResult>;
+  /** Deleted items of a study, newest first (items inside a deleted folder come back with it). */
+  trash(study: string): Promise<NodeView[]>;
+  /** Undoes a delete, under the old name or `name`. @throws NOT_DELETED, NAME_TAKEN, PARENT_MISSING */
+  undelete(study: string, nodeId: string, options?: { name?: string }): Promise<NodeView>;
+  /**
+   * Moves a file or folder within its study; the node keeps its id and history.
+   * An existing destination is tombstoned when overwrite is true.
+   * @throws NOT_FOUND, DESTINATION_EXISTS, PARENT_MISSING, FORBIDDEN (across studies, into itself)
+   */
+  move(from: VaultPath, to: VaultPath, options: { overwrite: boolean }): Promise<TransferResult>;
+  /**
+   * Copies a file or folder (depth 0: the folder only). Within a study the copy
+   * shares the encrypted content; across studies it is re-encrypted under the
+   * target study's key. A copy onto an existing file makes a new version of it.
+   */
+  copy(from: VaultPath, to: VaultPath, options: { overwrite: boolean; depth: 0 | 'infinity' }): Promise<TransferResult>;
+
   /** System action: Administrators only. */
   createStudy(input: { id: string; title: string; bindings: readonly RoleBinding[] }): Promise<StudyRecord>;
+  /** Administrators: KEK versions, blobs per version, last rotation. */
+  keyStatus(study: string): Promise<KeyStatus>;
+  /** Administrators: a new KEK version now; older data keys are re-wrapped in the background. @throws JOB_RUNNING */
+  rotateStudyKey(study: string): Promise<RotationStatus>;
+  /** Administrators: the running or last scrub, or null. */
+  scrubStatus(): Promise<ScrubStatus | null>;
+  /** Administrators: re-verify every blob in the background. @throws JOB_RUNNING */
+  startScrub(): Promise<ScrubStatus>;
 }
 
 export interface SessionParts {
@@ -70,10 +119,15 @@ export function openSession(parts: SessionParts, principal: Principal, origin: R
   /** Runs a change; a failure after authorization is audited too, then rethrown. */
   async function change<T>(path: VaultPath, action: Action, auditAction: string, run: (roles: string[]) => Promise<T>): Promise<T> {
     const roles = await authorize(path, action, auditAction);
+    return audited({ action: auditAction, roles, object: { study: path.study ?? undefined, path: formatVaultPath(path) } }, () => run(roles));
+  }
+
+  /** Runs work already authorized; a failure is audited, then rethrown. */
+  async function audited<T>(event: Omit<AuditEvent, 'outcome'>, run: () => Promise<T>): Promise<T> {
     try {
-      return await run(roles);
+      return await run();
     } catch (e) {
-      await auditFailure({ ...where, action: auditAction, roles, object: { study: path.study ?? undefined, path: formatVaultPath(path) } }, e);
+      await auditFailure({ ...where, ...event }, e);
       throw e;
     }
   }
@@ -83,9 +137,58 @@ export function openSession(parts: SessionParts, principal: Principal, origin: R
     // The store itself failing can't be recorded in it; the error still reaches the caller.
     if (code === 'STORE_UNAVAILABLE') return;
     await audit.record({ ...event, outcome: 'failed', detail: `${code}: ${(e as Error).message}` }).catch(() => undefined);
+    if (code === 'INTEGRITY_FAILURE') await integrityAlert(event.object, e as Error, 'on open');
+  }
+
+  /** Damaged stored data found while serving a person: raised in the audit trail (the front end logs it). */
+  async function integrityAlert(object: AuditEvent['object'], e: Error, when: string): Promise<void> {
+    await audit.record({
+      action: 'integrity.alert', outcome: 'failed', actor: null, protocol: 'system', object,
+      detail: `${(e as { code?: string }).code ?? 'INTEGRITY_FAILURE'}: ${e.message}`, newValue: { found: `read ${when}`, reader: principal.login },
+    }).catch(() => undefined);
   }
 
   const actor = (roles: string[]) => ({ principal, origin, roles, ...(options.reason === undefined ? {} : { reason: options.reason }) });
+
+  /** A node by id, authorized for `action` against the path it is (or was) at. */
+  async function nodeFor(study: string, nodeId: string, action: Action, auditAction: string): Promise<{ view: NodeView; roles: string[] }> {
+    const node = await vault.node(study, nodeId);
+    const location = await vault.locate(node);
+    const roles = await authorize(location.path, action, auditAction);
+    return { view: { ...node, path: formatVaultPath(location.path), inTrash: location.inTrash }, roles };
+  }
+
+  /** Opens one version for reading; the read itself is audited when it happens. */
+  function openable(node: NodeRecord, version: VersionRecord, path: string, roles: string[]): OpenFile {
+    const object = { study: node.study, path, nodeId: node.id, versionId: version.id };
+    return {
+      node,
+      version,
+      async read(range) {
+        const body = await audited({ action: 'file.read', roles, object }, () => vault.readVersion(version, node.study, range));
+        await audit.record({
+          ...where, action: 'file.read', outcome: 'success', roles, object,
+          newValue: { version: version.number, ...(range ? { range: `${range.start}-${range.end}` } : {}) },
+        });
+        // A segment that fails to authenticate mid-stream stops the body; raise it.
+        body.once('error', (e: Error) => {
+          if (isVellumError(e, 'INTEGRITY_FAILURE')) void integrityAlert(object, e, 'mid-stream');
+        });
+        return body;
+      },
+    };
+  }
+
+  /** System actions: Administrators only; denials audited. */
+  async function administrator(auditAction: string, object: AuditEvent['object']): Promise<string[]> {
+    if (options.system) return ['System'];
+    const decision = decideSystem(principal, parts.administratorGroups);
+    if (!decision.allowed) {
+      await audit.record({ ...where, action: auditAction, outcome: 'denied', object, detail: decision.reason });
+      throw new VellumError('FORBIDDEN', decision.reason);
+    }
+    return [...decision.roles];
+  }
 
   return {
     principal,
@@ -116,35 +219,85 @@ export function openSession(parts: SessionParts, principal: Principal, origin: R
       const node = await vault.stat(path);
       const version = node.currentVersion;
       if (node.kind !== 'file' || version === null) throw new VellumError('IS_A_FOLDER', 'A folder has no content to download.');
-      const object = { study: node.study, path: formatVaultPath(path), nodeId: node.id, versionId: version.id };
-      return {
-        node,
-        version,
-        async read(range) {
-          let body: Readable;
-          try {
-            body = await vault.readCurrent(node, range);
-          } catch (e) {
-            await auditFailure({ ...where, action: 'file.read', roles, object }, e);
-            throw e;
-          }
-          await audit.record({
-            ...where, action: 'file.read', outcome: 'success', roles, object,
-            ...(range ? { newValue: { range: `${range.start}-${range.end}` } } : {}),
-          });
-          return body;
-        },
-      };
+      return openable(node, version, formatVaultPath(path), roles);
+    },
+
+    async nodeAt(path) {
+      await authorize(path, 'read', 'node.stat');
+      return vault.view(await vault.stat(path));
+    },
+
+    async node(study, nodeId) {
+      return (await nodeFor(study, nodeId, 'read', 'node.stat')).view;
+    },
+
+    async versions(study, nodeId) {
+      const { view } = await nodeFor(study, nodeId, 'read', 'file.versions');
+      return vault.versions(view);
+    },
+
+    async openVersion(study, nodeId, number) {
+      const { view, roles } = await nodeFor(study, nodeId, 'read', 'file.read');
+      const version = await vault.version(view, number);
+      return openable(view, version, view.path, roles);
+    },
+
+    async restoreVersion(study, nodeId, number) {
+      const { view, roles } = await nodeFor(study, nodeId, 'write', 'file.restore');
+      return audited({ action: 'file.restore', roles, object: { study, path: view.path, nodeId } }, () => vault.restoreVersion(view, number, actor(roles)));
+    },
+
+    async trash(study) {
+      await authorize({ study, names: [] }, 'read', 'trash.list');
+      return vault.trash(study);
+    },
+
+    async undelete(study, nodeId, undeleteOptions = {}) {
+      const { view, roles } = await nodeFor(study, nodeId, 'delete', 'node.undelete');
+      return audited({ action: 'node.undelete', roles, object: { study, path: view.path, nodeId } }, () => vault.undelete(study, nodeId, actor(roles), undeleteOptions.name));
+    },
+
+    async move(from, to, moveOptions) {
+      const roles = await authorize(from, 'delete', 'node.move');
+      await authorize(to, 'write', 'node.move');
+      return audited(
+        { action: 'node.move', roles, object: { study: from.study ?? undefined, path: formatVaultPath(from) }, newValue: { path: formatVaultPath(to) } },
+        () => vault.move(from, to, actor(roles), moveOptions),
+      );
+    },
+
+    async copy(from, to, copyOptions) {
+      await authorize(from, 'read', 'node.copy');
+      const roles = await authorize(to, 'write', 'node.copy');
+      return audited(
+        { action: 'node.copy', roles, object: { study: to.study ?? undefined, path: formatVaultPath(to) }, oldValue: { path: formatVaultPath(from) } },
+        () => vault.copy(from, to, actor(roles), copyOptions),
+      );
     },
 
     async createStudy(input) {
-      if (options.system) return vault.createStudy(input, actor(['System']));
-      const decision = decideSystem(principal, parts.administratorGroups);
-      if (!decision.allowed) {
-        await audit.record({ ...where, action: 'study.create', outcome: 'denied', object: { study: input.id }, detail: decision.reason });
-        throw new VellumError('FORBIDDEN', decision.reason);
-      }
-      return vault.createStudy(input, actor([...decision.roles]));
+      const roles = await administrator('study.create', { study: input.id });
+      return vault.createStudy(input, actor(roles));
+    },
+
+    async keyStatus(study) {
+      await administrator('key.status', { study });
+      return vault.keyStatus(study);
+    },
+
+    async rotateStudyKey(study) {
+      const roles = await administrator('key.rotate', { study });
+      return audited({ action: 'key.rotate', roles, object: { study } }, () => vault.rotateStudyKey(study, actor(roles)));
+    },
+
+    async scrubStatus() {
+      await administrator('storage.scrub.status', {});
+      return vault.scrubStatus();
+    },
+
+    async startScrub() {
+      const roles = await administrator('storage.scrub', {});
+      return audited({ action: 'storage.scrub', roles }, () => vault.startScrub('request', actor(roles)));
     },
   };
 }

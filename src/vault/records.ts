@@ -38,6 +38,24 @@ export interface NodeRecord {
   readonly versionCount: number;
   /** Set when deleted: the node is a tombstone, listed in the trash. */
   readonly deletedAt?: string;
+  readonly deletedBy?: PersonRef;
+}
+
+/** Where a version's content came from when it was not uploaded. */
+export type VersionOrigin =
+  | { readonly kind: 'restore'; readonly fromVersion: number }
+  | { readonly kind: 'copy'; readonly fromStudy: string; readonly fromNodeId: string; readonly fromVersionId: string };
+
+/** One encrypted blob; versions that share content (restore, copy) share it. */
+export interface BlobRecord {
+  readonly study: string;
+  readonly size: number;
+  /** Hex SHA-256 of the plaintext. */
+  readonly sha256: string;
+  /** Versions pointing at it. */
+  readonly refs: number;
+  /** KEK version the blob's data key is wrapped under now (changes on rotation). */
+  readonly kekVersion: number;
 }
 
 export interface VersionRecord {
@@ -48,7 +66,10 @@ export interface VersionRecord {
   /** Hex SHA-256 of the plaintext. */
   readonly sha256: string;
   readonly blobId: string;
+  /** KEK version the data key was wrapped under when the version was made. */
   readonly kekVersion: number;
   readonly createdAt: string;
   readonly createdBy: PersonRef;
+  /** Absent for uploads. */
+  readonly origin?: VersionOrigin;
 }

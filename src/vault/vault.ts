@@ -1,25 +1,27 @@
 // The vault: studies, folders, files and their immutable versions. Every change
 // is one synced batch holding the new metadata and its audit entry. A file's
 // bytes live in encrypted blobs; an overwrite adds a version, a delete leaves a
-// tombstone.
+// tombstone that can be undone, a restore adds a version with older content,
+// a move keeps the node (and so its history), a copy shares the blob within a
+// study and re-encrypts it across studies.
 
 import type { Readable } from 'node:stream';
-import type { AuditEvent, AuditTrail } from '../audit/index.ts';
+import type { AuditTrail } from '../audit/index.ts';
 import type { Database, WriteOp } from '../db/index.ts';
 import {
-  formatVaultPath, isoTime, newId, VellumError, type Principal, type RequestOrigin, type StudyRole, type VaultPath,
+  checkName, formatVaultPath, isoTime, newId, VellumError, type VaultPath,
 } from '../kernel/index.ts';
-import type { BlobStore, ByteRange } from './blob-store.ts';
+import type { BlobStore, ByteRange, StoredBlob } from './blob-store.ts';
+import type { KeyStatus, RotationStatus, ScrubStatus } from './jobs.ts';
+import { auditBase, personRef, type Actor } from './actor.ts';
 import { KeyedMutex } from './mutex.ts';
-import type { NodeRecord, PersonRef, RoleBinding, StudyRecord, VersionRecord } from './records.ts';
+import { collectOrphans, type OrphanReport } from './orphans.ts';
+import type { BlobRecord, NodeRecord, RoleBinding, StudyRecord, VersionOrigin, VersionRecord } from './records.ts';
+import { createRotation, type StudyKeys } from './rotation.ts';
+import { createScrubber } from './scrub.ts';
+import { childKey, openTree, trashKey, versionKey, type Location } from './tree.ts';
 
-/** Who is making a change, from where, in which roles, and why. */
-export interface Actor {
-  readonly principal: Principal;
-  readonly origin: RequestOrigin;
-  readonly roles: readonly string[];
-  readonly reason?: string;
-}
+export type { Actor };
 
 export interface WriteResult {
   readonly node: NodeRecord;
@@ -28,6 +30,23 @@ export interface WriteResult {
   readonly created: boolean;
 }
 
+/** A node with its path; inTrash when it or a folder above it is deleted. */
+export interface NodeView extends NodeRecord {
+  readonly path: string;
+  readonly inTrash: boolean;
+}
+
+export interface VersionView extends VersionRecord {
+  readonly current: boolean;
+  /** KEK version the content's data key is wrapped under now (rotation moves it). */
+  readonly keyVersion: number;
+}
+
+export interface TransferResult {
+  readonly node: NodeRecord;
+  /** true when something already at the destination was replaced. */
+  readonly replaced: boolean;
+}
 
 export interface Vault {
   /** @throws VellumError STUDY_EXISTS, HSM_UNAVAILABLE, STORE_UNAVAILABLE */
@@ -43,106 +62,217 @@ export interface Vault {
   /**
    * Stores `body` as a new version of the file at `path` (creating the file if needed).
    * @throws VellumError PARENT_MISSING, NOT_A_FOLDER, IS_A_FOLDER, UPLOAD_INCOMPLETE,
-   *   BODY_TOO_LARGE, HSM_UNAVAILABLE, STORE_UNAVAILABLE. On any of them no version exists.
+   *   BODY_TOO_LARGE, DIGEST_MISMATCH, HSM_UNAVAILABLE, STORE_UNAVAILABLE. On any of them no version exists.
    */
-  writeFile(path: VaultPath, body: Readable, actor: Actor, options: { maxBytes: number }): Promise<WriteResult>;
+  writeFile(path: VaultPath, body: Readable, actor: Actor, options: { maxBytes: number; expectedSha256?: string }): Promise<WriteResult>;
   /**
-   * Streams the current version of a file found with stat(), or a range of it.
-   * @throws VellumError IS_A_FOLDER, INTEGRITY_FAILURE, HSM_UNAVAILABLE
+   * Streams one version of a file, or a range of it.
+   * @throws VellumError IS_A_FOLDER, INTEGRITY_FAILURE, CONTENT_SHREDDED, HSM_UNAVAILABLE
    */
-  readCurrent(file: NodeRecord, range?: ByteRange): Promise<Readable>;
+  readVersion(version: VersionRecord, study: string, range?: ByteRange): Promise<Readable>;
   /** Tombstones a file or a folder (with everything below it). @throws VellumError NOT_FOUND, FORBIDDEN (study root) */
   remove(path: VaultPath, actor: Actor): Promise<NodeRecord>;
-  /** Every version of a file, oldest first. */
-  versions(path: VaultPath): Promise<VersionRecord[]>;
+
+  /** A node by id, live or deleted. @throws NOT_FOUND */
+  node(study: string, nodeId: string): Promise<NodeRecord>;
+  view(node: NodeRecord): Promise<NodeView>;
+  /** Where a node is (or was, for a tombstone). */
+  locate(node: NodeRecord): Promise<Location>;
+  /** Every version of a file, oldest first. @throws IS_A_FOLDER */
+  versions(node: NodeRecord): Promise<VersionView[]>;
+  /** @throws VERSION_NOT_FOUND, IS_A_FOLDER */
+  version(node: NodeRecord, number: number): Promise<VersionRecord>;
+  /** A new version with the content of version `number`. @throws NOT_FOUND (deleted), VERSION_NOT_FOUND */
+  restoreVersion(node: NodeRecord, number: number, actor: Actor): Promise<WriteResult>;
+  /** Tombstones of a study, newest first. */
+  trash(study: string): Promise<NodeView[]>;
+  /** @throws NOT_FOUND, NOT_DELETED, PARENT_MISSING, NAME_TAKEN, PATH_INVALID */
+  undelete(study: string, nodeId: string, actor: Actor, name?: string): Promise<NodeView>;
+  /** @throws NOT_FOUND, DESTINATION_EXISTS, PARENT_MISSING, NOT_A_FOLDER, FORBIDDEN */
+  move(from: VaultPath, to: VaultPath, actor: Actor, options: { overwrite: boolean }): Promise<TransferResult>;
+  /** @throws NOT_FOUND, DESTINATION_EXISTS, PARENT_MISSING, NOT_A_FOLDER, FORBIDDEN, HSM_UNAVAILABLE, INTEGRITY_FAILURE */
+  copy(from: VaultPath, to: VaultPath, actor: Actor, options: { overwrite: boolean; depth: 0 | 'infinity' }): Promise<TransferResult>;
+
+  /** At start, before serving: removes temporary files and blobs no version refers to, and audits it. */
+  collectOrphans(): Promise<OrphanReport>;
+  keyStatus(study: string): Promise<KeyStatus>;
+  /** @throws NOT_FOUND, JOB_RUNNING, HSM_UNAVAILABLE */
+  rotateStudyKey(study: string, actor: Actor): Promise<RotationStatus>;
+  /** At start: continues rotations a stop interrupted. */
+  resumeRotations(): Promise<void>;
+  scrubStatus(): ScrubStatus | null;
+  /** @throws JOB_RUNNING */
+  startScrub(trigger: 'request' | 'schedule', actor: Actor | null): Promise<ScrubStatus>;
+  /** Waits for background jobs to reach a safe point and stops them. */
+  stopJobs(): Promise<void>;
 }
 
 export interface VaultParts {
   readonly db: Database;
   readonly audit: AuditTrail;
   readonly blobs: BlobStore;
-  /** Creates the study's key-encryption key; called once per new study. */
-  readonly ensureStudyKey: (study: string) => Promise<{ version: number }>;
-}
-
-const childKey = (parentId: string, name: string) => `${parentId}/${name}`;
-const versionKey = (nodeId: string, number: number) => `${nodeId}/${number.toString().padStart(10, '0')}`;
-
-function personRef(principal: Principal): PersonRef {
-  return { id: principal.id, login: principal.login, displayName: principal.displayName };
-}
-
-function auditBase(actor: Actor): Omit<AuditEvent, 'action' | 'outcome'> {
-  return {
-    actor: actor.principal,
-    roles: actor.roles,
-    ip: actor.origin.ip,
-    client: actor.origin.client,
-    protocol: actor.origin.protocol,
-    ...(actor.reason === undefined ? {} : { reason: actor.reason }),
-  };
+  readonly keys: StudyKeys;
+  readonly log: (message: string, error?: unknown) => void;
 }
 
 function versionSummary(version: VersionRecord | null) {
   return version === null ? null : { versionId: version.id, number: version.number, size: version.size, sha256: version.sha256 };
 }
 
+/** What a new version points at: a blob just written, or one it shares. */
+interface Content {
+  readonly blob: StoredBlob;
+  readonly shared: boolean;
+}
+
+const MAX_COPY_BYTES = Number.MAX_SAFE_INTEGER;
+
 export function createVault(parts: VaultParts): Vault {
   const { db, audit, blobs } = parts;
-  const studies = db.section<StudyRecord>('studies');
-  const nodes = db.section<NodeRecord>('nodes');
-  const children = db.section<string>('children');
-  const versions = db.section<VersionRecord>('versions');
-  const trash = db.section<string>('trash');
+  const tree = openTree(db);
+  const { studies, nodes, children, versions, trash } = tree;
   const mutex = new KeyedMutex();
+  const studyLock = <T>(study: string | null, task: () => Promise<T>) => mutex.run(`study:${study}`, task);
+  const rotation = createRotation({ db, tree, blobs, audit, keys: parts.keys, studyLock, log: parts.log });
+  const scrubber = createScrubber({ tree, blobs, audit, log: parts.log });
 
-  async function studyOrThrow(id: string): Promise<StudyRecord> {
-    const study = await studies.get(id);
-    if (!study) throw new VellumError('NOT_FOUND', `There is no study "${id}".`);
-    return study;
+  async function view(node: NodeRecord): Promise<NodeView> {
+    const location = await tree.locate(node);
+    return { ...node, path: formatVaultPath(location.path), inTrash: location.inTrash };
   }
 
-  /** Walks from the study root; every step must be a live folder except possibly the last. */
-  async function resolve(path: VaultPath): Promise<NodeRecord> {
-    if (path.study === null) throw new VellumError('NOT_FOUND', 'The root is not a file or folder.');
-    const study = await studyOrThrow(path.study);
-    let node = await nodes.get(study.rootId);
-    if (!node) throw new VellumError('NOT_FOUND', `The study "${path.study}" has no root folder.`);
-    for (const name of path.names) {
-      if (node.kind !== 'folder') throw new VellumError('NOT_FOUND', `${formatVaultPath(path)} does not exist.`);
-      const id: string | undefined = await children.get(childKey(node.id, name));
-      const next: NodeRecord | undefined = id === undefined ? undefined : await nodes.get(id);
-      if (!next) throw new VellumError('NOT_FOUND', `${formatVaultPath(path)} does not exist.`);
-      node = next;
+  /** Ops that put a node in the trash; its children stay linked under it and come back with it. */
+  function tombstoneOps(node: NodeRecord, actor: Actor, now: string): { tombstone: NodeRecord; ops: WriteOp[] } {
+    const tombstone: NodeRecord = { ...node, deletedAt: now, deletedBy: personRef(actor.principal) };
+    const ops = [nodes.put(node.id, tombstone), trash.put(trashKey(tombstone), node.id)];
+    if (node.parentId !== null) ops.push(children.del(childKey(node.parentId, node.name)));
+    return { tombstone, ops };
+  }
+
+  /** Ops for the blob record: a new blob, or one more version sharing it. */
+  async function blobRefOps(study: string, content: Content): Promise<WriteOp[]> {
+    if (!content.shared) {
+      const record: BlobRecord = { study, size: content.blob.size, sha256: content.blob.sha256, refs: 1, kekVersion: content.blob.kekVersion };
+      return [tree.blobs.put(content.blob.blobId, record)];
     }
-    return node;
+    const record = await tree.blobOf(content.blob.blobId);
+    return [tree.blobs.put(content.blob.blobId, { ...record, refs: record.refs + 1 })];
   }
 
-  /** The parent folder of path, which must exist and be a folder. */
-  async function resolveParent(path: VaultPath): Promise<{ parent: NodeRecord; name: string }> {
-    const name = path.names[path.names.length - 1];
-    if (name === undefined) throw new VellumError('FORBIDDEN', 'A study root cannot be changed this way.');
-    let parent: NodeRecord;
+  /**
+   * Adds a version at `path` (a new file, or the next version of the file
+   * there), in one batch with its audit entry. Runs under the study lock.
+   */
+  async function commitVersion(
+    path: VaultPath, content: Content, actor: Actor, action: { name: (created: boolean) => string; origin?: VersionOrigin; oldValue?: unknown; replaceFolder?: boolean },
+  ): Promise<WriteResult & { replaced: boolean }> {
+    const { parent, name } = await tree.resolveParent(path);
+    let existing = await tree.existingChild(parent, name);
+    const now = isoTime();
+    const ops: WriteOp[] = [];
+    let replaced = false;
+    if (existing?.kind === 'folder') {
+      if (!action.replaceFolder) throw new VellumError('IS_A_FOLDER');
+      ops.push(...tombstoneOps(existing, actor, now).ops);
+      existing = undefined;
+      replaced = true;
+    } else if (existing) {
+      replaced = true;
+    }
+    const nodeId = existing?.id ?? newId();
+    const number = (existing?.versionCount ?? 0) + 1;
+    const version: VersionRecord = {
+      id: newId(), nodeId, number, size: content.blob.size, sha256: content.blob.sha256, blobId: content.blob.blobId,
+      kekVersion: content.blob.kekVersion, createdAt: now, createdBy: personRef(actor.principal),
+      ...(action.origin ? { origin: action.origin } : {}),
+    };
+    const node: NodeRecord = existing
+      ? { ...existing, modifiedAt: now, currentVersion: version, versionCount: number }
+      : { id: nodeId, study: parent.study, parentId: parent.id, name, kind: 'file', createdAt: now, createdBy: personRef(actor.principal), modifiedAt: now, currentVersion: version, versionCount: 1 };
+    ops.push(nodes.put(node.id, node), versions.put(versionKey(node.id, number), version), ...await blobRefOps(parent.study, content));
+    if (!existing) ops.push(children.put(childKey(parent.id, name), node.id));
+    await audit.record(
+      {
+        ...auditBase(actor), action: action.name(!existing), outcome: 'success',
+        object: { study: parent.study, path: formatVaultPath(path), nodeId: node.id, versionId: version.id },
+        oldValue: action.oldValue ?? versionSummary(existing?.currentVersion ?? null),
+        newValue: { ...versionSummary(version), ...(action.origin ? { origin: action.origin } : {}) },
+      },
+      ops,
+    );
+    return { node, version, created: !existing, replaced };
+  }
+
+  /** Writes a new blob; removes it again when the metadata commit fails. */
+  async function withNewBlob<T>(blob: StoredBlob, commit: (content: Content) => Promise<T>): Promise<T> {
     try {
-      parent = await resolve({ study: path.study, names: path.names.slice(0, -1) });
+      return await commit({ blob, shared: false });
     } catch (e) {
-      if (e instanceof VellumError && e.code === 'NOT_FOUND') throw new VellumError('PARENT_MISSING', `Create the folder for ${formatVaultPath(path)} first.`);
+      await blobs.remove(blob.blobId);
       throw e;
     }
-    if (parent.kind !== 'folder') throw new VellumError('NOT_A_FOLDER');
-    return { parent, name };
   }
 
-  async function existingChild(parent: NodeRecord, name: string): Promise<NodeRecord | undefined> {
-    const id = await children.get(childKey(parent.id, name));
-    return id === undefined ? undefined : nodes.get(id);
+  function sameOrInside(candidate: VaultPath, folder: VaultPath): boolean {
+    return candidate.study === folder.study && folder.names.length <= candidate.names.length
+      && folder.names.every((name, i) => candidate.names[i] === name);
+  }
+
+  async function copyFile(source: NodeRecord, to: VaultPath, actor: Actor, replaceFolder: boolean): Promise<TransferResult> {
+    const current = source.currentVersion;
+    if (current === null) throw new VellumError('INTERNAL', `File ${source.id} has no version.`);
+    const origin: VersionOrigin = { kind: 'copy', fromStudy: source.study, fromNodeId: source.id, fromVersionId: current.id };
+    const from = formatVaultPath((await tree.locate(source)).path);
+    const action = { name: (created: boolean) => (created ? 'file.copy' : 'file.update'), origin, oldValue: undefined as unknown, replaceFolder };
+    if (source.study === to.study) {
+      const record = await tree.blobOf(current.blobId);
+      const blob: StoredBlob = { blobId: current.blobId, size: current.size, sha256: current.sha256, kekVersion: record.kekVersion };
+      return studyLock(to.study, async () => commitVersion(to, { blob, shared: true }, actor, { ...action, oldValue: { copiedFrom: from } }));
+    }
+    // Across studies: decrypt under the source study's key, encrypt under the target's, and check the digest on the way.
+    const plain = await blobs.read({ blobId: current.blobId, study: source.study, size: current.size });
+    const stored = await blobs.write(to.study!, plain, MAX_COPY_BYTES, { expectedSha256: current.sha256 });
+    return withNewBlob(stored, (content) => studyLock(to.study, () => commitVersion(to, content, actor, { ...action, oldValue: { copiedFrom: from } })));
+  }
+
+  async function copyFolder(source: NodeRecord, to: VaultPath, actor: Actor, overwrite: boolean, depth: 0 | 'infinity'): Promise<TransferResult> {
+    const created = await studyLock(to.study, async () => {
+      const { parent, name } = await tree.resolveParent(to);
+      const existing = await tree.existingChild(parent, name);
+      if (existing && !overwrite) throw new VellumError('DESTINATION_EXISTS', `${formatVaultPath(to)} exists.`);
+      const now = isoTime();
+      const ops: WriteOp[] = existing ? tombstoneOps(existing, actor, now).ops : [];
+      const folder: NodeRecord = {
+        id: newId(), study: parent.study, parentId: parent.id, name, kind: 'folder', createdAt: now,
+        createdBy: personRef(actor.principal), modifiedAt: now, currentVersion: null, versionCount: 0,
+      };
+      ops.push(nodes.put(folder.id, folder), children.put(childKey(parent.id, name), folder.id));
+      await audit.record(
+        {
+          ...auditBase(actor), action: 'folder.copy', outcome: 'success', object: { study: parent.study, path: formatVaultPath(to), nodeId: folder.id },
+          oldValue: { copiedFrom: formatVaultPath((await tree.locate(source)).path), replacedNodeId: existing?.id ?? null },
+        },
+        ops,
+      );
+      return { node: folder, replaced: existing !== undefined };
+    });
+    if (depth === 'infinity') {
+      for await (const [, id] of children.withPrefix(`${source.id}/`)) {
+        const child = await nodes.get(id);
+        if (!child || child.deletedAt !== undefined) continue;
+        const target = { study: to.study, names: [...to.names, child.name] };
+        if (child.kind === 'file') await copyFile(child, target, actor, false);
+        else await copyFolder(child, target, actor, false, 'infinity');
+      }
+    }
+    return created;
   }
 
   return {
     async createStudy(input, actor) {
-      return mutex.run(`study:${input.id}`, async () => {
+      return studyLock(input.id, async () => {
         if (await studies.get(input.id)) throw new VellumError('STUDY_EXISTS', `"${input.id}" is taken.`);
-        const kek = await parts.ensureStudyKey(input.id);
+        const kek = await parts.keys.ensureStudyKey(input.id);
         const now = isoTime();
         const root: NodeRecord = {
           id: newId(), study: input.id, parentId: null, name: input.id, kind: 'folder', createdAt: now,
@@ -165,10 +295,10 @@ export function createVault(parts: VaultParts): Vault {
       return all;
     },
 
-    stat: resolve,
+    stat: tree.resolve,
 
     async list(path) {
-      const folder = await resolve(path);
+      const folder = await tree.resolve(path);
       if (folder.kind !== 'folder') throw new VellumError('NOT_A_FOLDER');
       const found: NodeRecord[] = [];
       for await (const [, id] of children.withPrefix(`${folder.id}/`)) {
@@ -179,10 +309,10 @@ export function createVault(parts: VaultParts): Vault {
     },
 
     async makeFolder(path, actor) {
-      await resolveParent(path);
-      return mutex.run(`study:${path.study}`, async () => {
-        const { parent, name } = await resolveParent(path);
-        if (await existingChild(parent, name)) throw new VellumError('ALREADY_EXISTS', `${formatVaultPath(path)} exists.`);
+      await tree.resolveParent(path);
+      return studyLock(path.study, async () => {
+        const { parent, name } = await tree.resolveParent(path);
+        if (await tree.existingChild(parent, name)) throw new VellumError('ALREADY_EXISTS', `${formatVaultPath(path)} exists.`);
         const now = isoTime();
         const folder: NodeRecord = {
           id: newId(), study: parent.study, parentId: parent.id, name, kind: 'folder', createdAt: now,
@@ -198,74 +328,158 @@ export function createVault(parts: VaultParts): Vault {
 
     async writeFile(path, body, actor, options) {
       // Fail fast, before reading the body, when the upload could never be stored.
-      const first = await resolveParent(path);
-      const before = await existingChild(first.parent, first.name);
-      if (before?.kind === 'folder') throw new VellumError('IS_A_FOLDER');
-      const stored = await blobs.write(first.parent.study, body, options.maxBytes);
-      try {
-        return await mutex.run(`study:${path.study}`, async () => {
-          const { parent, name } = await resolveParent(path);
-          const existing = await existingChild(parent, name);
-          if (existing?.kind === 'folder') throw new VellumError('IS_A_FOLDER');
-          const now = isoTime();
-          const nodeId = existing?.id ?? newId();
-          const number = (existing?.versionCount ?? 0) + 1;
-          const version: VersionRecord = {
-            id: newId(), nodeId, number, size: stored.size, sha256: stored.sha256, blobId: stored.blobId,
-            kekVersion: stored.kekVersion, createdAt: now, createdBy: personRef(actor.principal),
-          };
-          const node: NodeRecord = existing
-            ? { ...existing, modifiedAt: now, currentVersion: version, versionCount: number }
-            : { id: nodeId, study: parent.study, parentId: parent.id, name, kind: 'file', createdAt: now, createdBy: personRef(actor.principal), modifiedAt: now, currentVersion: version, versionCount: 1 };
-          const ops: WriteOp[] = [nodes.put(node.id, node), versions.put(versionKey(node.id, number), version)];
-          if (!existing) ops.push(children.put(childKey(parent.id, name), node.id));
-          await audit.record(
-            {
-              ...auditBase(actor), action: existing ? 'file.update' : 'file.create', outcome: 'success',
-              object: { study: parent.study, path: formatVaultPath(path), nodeId: node.id, versionId: version.id },
-              oldValue: versionSummary(existing?.currentVersion ?? null), newValue: versionSummary(version),
-            },
-            ops,
-          );
-          return { node, version, created: !existing };
-        });
-      } catch (e) {
-        await blobs.remove(stored.blobId);
-        throw e;
-      }
+      const first = await tree.resolveParent(path);
+      if ((await tree.existingChild(first.parent, first.name))?.kind === 'folder') throw new VellumError('IS_A_FOLDER');
+      const stored = await blobs.write(first.parent.study, body, options.maxBytes, options.expectedSha256 === undefined ? {} : { expectedSha256: options.expectedSha256 });
+      return withNewBlob(stored, (content) => studyLock(path.study, async () => {
+        const { node, version, created } = await commitVersion(path, content, actor, { name: (isNew) => (isNew ? 'file.create' : 'file.update') });
+        return { node, version, created };
+      }));
     },
 
-    async readCurrent(file, range) {
-      const version = file.currentVersion;
-      if (file.kind !== 'file' || version === null) throw new VellumError('IS_A_FOLDER');
-      return blobs.read({ blobId: version.blobId, study: file.study, size: version.size }, range);
+    async readVersion(version, study, range) {
+      return blobs.read({ blobId: version.blobId, study, size: version.size }, range);
     },
 
     async remove(path, actor) {
-      await resolveParent(path);
-      return mutex.run(`study:${path.study}`, async () => {
-        const { parent, name } = await resolveParent(path);
-        const node = await existingChild(parent, name);
+      await tree.resolveParent(path);
+      return studyLock(path.study, async () => {
+        const { parent, name } = await tree.resolveParent(path);
+        const node = await tree.existingChild(parent, name);
         if (!node) throw new VellumError('NOT_FOUND', `${formatVaultPath(path)} does not exist.`);
-        const now = isoTime();
-        const tombstone: NodeRecord = { ...node, deletedAt: now };
+        const { tombstone, ops } = tombstoneOps(node, actor, isoTime());
         await audit.record(
           {
             ...auditBase(actor), action: node.kind === 'folder' ? 'folder.delete' : 'file.delete', outcome: 'success',
             object: { study: node.study, path: formatVaultPath(path), nodeId: node.id, ...(node.currentVersion ? { versionId: node.currentVersion.id } : {}) },
             oldValue: versionSummary(node.currentVersion),
           },
-          [nodes.put(node.id, tombstone), children.del(childKey(parent.id, name)), trash.put(`${node.study}/${now}/${node.id}`, node.id)],
+          ops,
         );
         return tombstone;
       });
     },
 
-    async versions(path) {
-      const node = await resolve(path);
-      const found: VersionRecord[] = [];
-      for await (const [, version] of versions.withPrefix(`${node.id}/`)) found.push(version);
+    node: (study, nodeId) => tree.nodeInStudy(study, nodeId),
+
+    view,
+
+    locate: (node) => tree.locate(node),
+
+    async versions(node) {
+      if (node.kind !== 'file') throw new VellumError('IS_A_FOLDER', 'A folder has no versions.');
+      const found: VersionView[] = [];
+      for await (const [, version] of versions.withPrefix(`${node.id}/`)) {
+        const blob = await tree.blobs.get(version.blobId);
+        found.push({ ...version, current: version.number === node.versionCount, keyVersion: blob?.kekVersion ?? version.kekVersion });
+      }
       return found;
+    },
+
+    version: (node, number) => tree.versionOf(node, number),
+
+    async restoreVersion(node, number, actor) {
+      return studyLock(node.study, async () => {
+        const fresh = await tree.nodeInStudy(node.study, node.id);
+        const location = await tree.locate(fresh);
+        if (location.inTrash) throw new VellumError('NOT_FOUND', `${fresh.name} is in the trash; undo the delete first.`);
+        const old = await tree.versionOf(fresh, number);
+        const record = await tree.blobOf(old.blobId);
+        const blob: StoredBlob = { blobId: old.blobId, size: old.size, sha256: old.sha256, kekVersion: record.kekVersion };
+        const { version, created } = await commitVersion(location.path, { blob, shared: true }, actor, {
+          name: () => 'file.restore', origin: { kind: 'restore', fromVersion: number },
+        });
+        return { node: { ...fresh, modifiedAt: version.createdAt, currentVersion: version, versionCount: version.number }, version, created };
+      });
+    },
+
+    async trash(study) {
+      await tree.studyOrThrow(study);
+      const found: NodeView[] = [];
+      for await (const [, id] of trash.withPrefix(`${study}/`, { reverse: true })) {
+        const node = await nodes.get(id);
+        if (node?.deletedAt !== undefined) found.push(await view(node));
+      }
+      return found;
+    },
+
+    async undelete(study, nodeId, actor, name) {
+      if (name !== undefined) checkName(name);
+      return studyLock(study, async () => {
+        const node = await tree.nodeInStudy(study, nodeId);
+        if (node.deletedAt === undefined) throw new VellumError('NOT_DELETED', `${node.name} is not deleted.`);
+        if (node.parentId === null) throw new VellumError('FORBIDDEN', 'A study root cannot be restored this way.');
+        const parent = await tree.nodeInStudy(study, node.parentId);
+        const parentLocation = await tree.locate(parent);
+        if (parentLocation.inTrash) {
+          throw new VellumError('PARENT_MISSING', `The folder ${formatVaultPath(parentLocation.path)} is deleted; undo that delete first.`);
+        }
+        const newName = name ?? node.name;
+        if (await tree.existingChild(parent, newName)) {
+          throw new VellumError('NAME_TAKEN', `${formatVaultPath({ study, names: [...parentLocation.path.names, newName] })} exists; restore under another name.`);
+        }
+        const { deletedAt: _deletedAt, deletedBy: _deletedBy, ...live } = node;
+        const restored: NodeRecord = { ...live, name: newName };
+        const path = formatVaultPath({ study, names: [...parentLocation.path.names, newName] });
+        await audit.record(
+          {
+            ...auditBase(actor), action: node.kind === 'folder' ? 'folder.undelete' : 'file.undelete', outcome: 'success',
+            object: { study, path, nodeId: node.id, ...(node.currentVersion ? { versionId: node.currentVersion.id } : {}) },
+            oldValue: { deletedAt: node.deletedAt, deletedBy: node.deletedBy, name: node.name }, newValue: { name: newName },
+          },
+          [nodes.put(node.id, restored), children.put(childKey(parent.id, newName), node.id), trash.del(trashKey(node))],
+        );
+        return { ...restored, path, inTrash: false };
+      });
+    },
+
+    async move(from, to, actor, options) {
+      if (from.study !== to.study) {
+        throw new VellumError('FORBIDDEN', 'Files and folders cannot move between studies: each study keeps its own history and keys. Copy, then delete the original.');
+      }
+      if (from.names.length === 0) throw new VellumError('FORBIDDEN', 'A study root cannot be moved.');
+      if (sameOrInside(to, from)) throw new VellumError('FORBIDDEN', 'An item cannot be moved onto itself or into itself.');
+      return studyLock(from.study, async () => {
+        const node = await tree.resolve(from);
+        const { parent, name } = await tree.resolveParent(to);
+        const existing = await tree.existingChild(parent, name);
+        if (existing && !options.overwrite) throw new VellumError('DESTINATION_EXISTS', `${formatVaultPath(to)} exists.`);
+        const now = isoTime();
+        const ops: WriteOp[] = existing ? tombstoneOps(existing, actor, now).ops : [];
+        const moved: NodeRecord = { ...node, parentId: parent.id, name, modifiedAt: now };
+        ops.push(children.del(childKey(node.parentId!, node.name)), children.put(childKey(parent.id, name), node.id), nodes.put(node.id, moved));
+        await audit.record(
+          {
+            ...auditBase(actor), action: node.kind === 'folder' ? 'folder.move' : 'file.move', outcome: 'success',
+            object: { study: node.study, path: formatVaultPath(to), nodeId: node.id, ...(node.currentVersion ? { versionId: node.currentVersion.id } : {}) },
+            oldValue: { path: formatVaultPath(from) }, newValue: { path: formatVaultPath(to), replacedNodeId: existing?.id ?? null },
+          },
+          ops,
+        );
+        return { node: moved, replaced: existing !== undefined };
+      });
+    },
+
+    async copy(from, to, actor, options) {
+      if (from.names.length === 0) throw new VellumError('FORBIDDEN', 'A study root cannot be copied; copy its folders.');
+      if (sameOrInside(to, from)) throw new VellumError('FORBIDDEN', 'An item cannot be copied onto itself or into itself.');
+      const source = await tree.resolve(from);
+      const { parent, name } = await tree.resolveParent(to);
+      const existing = await tree.existingChild(parent, name);
+      if (existing && !options.overwrite) throw new VellumError('DESTINATION_EXISTS', `${formatVaultPath(to)} exists.`);
+      if (source.kind === 'folder') return copyFolder(source, to, actor, options.overwrite, options.depth);
+      const { node, replaced } = await copyFile(source, to, actor, options.overwrite);
+      return { node, replaced };
+    },
+
+    collectOrphans: () => collectOrphans({ tree, blobs, audit, log: parts.log }),
+    keyStatus: (study) => rotation.status(study),
+    rotateStudyKey: (study, actor) => rotation.start(study, actor),
+    resumeRotations: () => rotation.resume(),
+    scrubStatus: () => scrubber.status(),
+    startScrub: (trigger, actor) => scrubber.start(trigger, actor),
+    async stopJobs() {
+      await Promise.all([rotation.stop(), scrubber.stop()]);
     },
   };
 }

@@ -54,7 +54,7 @@ test.serial('11.10(e) a second PUT of the same path makes a second immutable ver
   t.is((await send(running, path, { method: 'PUT', body: 'version one\n' })).status, 201);
   t.is((await send(running, path, { method: 'PUT', body: 'version two\n' })).status, 204);
   t.is((await send(running, path)).text, 'version two\n');
-  const versions = await running.appliance.vault.versions({ study: STUDY, names: ['protocol.txt'] });
+  const versions = await running.appliance.vault.versions(await running.appliance.vault.stat({ study: STUDY, names: ['protocol.txt'] }));
   t.deepEqual(versions.map((v) => v.number), [1, 2]);
   t.not(versions[0]!.blobId, versions[1]!.blobId, 'each version has its own blob');
   t.is(versions[0]!.sha256, createHash('sha256').update('version one\n').digest('hex'));
@@ -169,7 +169,7 @@ test.serial('11.30 TLS below 1.2 is refused; the plain-HTTP listener is on loopb
 });
 
 test.serial('blobs on disk are not plaintext and name their study\'s key, not the key itself', async (t) => {
-  const versions = await running.appliance.vault.versions({ study: STUDY, names: ['protocol.txt'] });
+  const versions = await running.appliance.vault.versions(await running.appliance.vault.stat({ study: STUDY, names: ['protocol.txt'] }));
   const blobId = versions[0]!.blobId;
   const blob = await readFile(join(running.dataDir, 'blobs', blobId.slice(0, 2), blobId));
   t.is(blob.subarray(0, 4).toString(), 'VLMB');

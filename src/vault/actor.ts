@@ -1,0 +1,31 @@
+// Who a change is attributed to, and how that becomes the actor fields of an
+// audit entry. Background jobs audit as the system (actor null).
+
+import type { AuditEvent } from '../audit/index.ts';
+import type { Principal, RequestOrigin } from '../kernel/index.ts';
+import type { PersonRef } from './records.ts';
+
+/** Who is making a change, from where, in which roles, and why. */
+export interface Actor {
+  readonly principal: Principal;
+  readonly origin: RequestOrigin;
+  readonly roles: readonly string[];
+  readonly reason?: string;
+}
+
+export function personRef(principal: Principal): PersonRef {
+  return { id: principal.id, login: principal.login, displayName: principal.displayName };
+}
+
+export function auditBase(actor: Actor | null): Omit<AuditEvent, 'action' | 'outcome'> {
+  if (actor === null) return { actor: null, protocol: 'system' };
+  return {
+    actor: actor.principal,
+    roles: actor.roles,
+    ip: actor.origin.ip,
+    client: actor.origin.client,
+    protocol: actor.origin.protocol,
+    ...(actor.reason === undefined ? {} : { reason: actor.reason }),
+  };
+}
+

@@ -1,9 +1,9 @@
 // The WebDAV front end: one request handler for everything under the mount
 // point. It authenticates (own Basic parser + the shared Authenticator),
 // parses the path once, and then either answers the method itself (GET, HEAD,
-// PUT, DELETE, MKCOL, OPTIONS: streaming, versioned, range-aware) or hands it
-// to webdav-server over the VaultFileSystem (PROPFIND). Methods not supported
-// yet answer 501; nothing reaches the library unauthenticated.
+// PUT, DELETE, MKCOL, MOVE, COPY, OPTIONS: streaming, versioned, range-aware)
+// or hands it to webdav-server over the VaultFileSystem (PROPFIND). Methods
+// not supported yet answer 501; nothing reaches the library unauthenticated.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream/promises';
@@ -13,6 +13,7 @@ import { parseBasicAuth, type Authenticator, type Session } from '../session/ind
 
 import { contentTypeFor } from './content-type.ts';
 import { etagOf, VaultFileSystem, type DavUser } from './dav-filesystem.ts';
+import { expectedSha256 } from './digest.ts';
 import { sendError } from './http-errors.ts';
 import { parseRange } from './range.ts';
 
@@ -29,7 +30,7 @@ export interface DavOptions {
 
 export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => void;
 
-const SUPPORTED = ['OPTIONS', 'GET', 'HEAD', 'PUT', 'DELETE', 'MKCOL', 'PROPFIND'];
+const SUPPORTED = ['OPTIONS', 'GET', 'HEAD', 'PUT', 'DELETE', 'MKCOL', 'MOVE', 'COPY', 'PROPFIND'];
 const DAV_CLASS = '1';
 const MAX_REASON = 1000;
 
@@ -85,6 +86,9 @@ export function createDavHandler(options: DavOptions): RequestHandler {
         await session.makeFolder(path);
         res.writeHead(201, { 'Content-Length': '0' }).end();
         return;
+      case 'MOVE':
+      case 'COPY':
+        return transfer(session, method, path, req, res);
       case 'PROPFIND':
         return propfind(session, req, res);
       default:
@@ -123,7 +127,8 @@ export function createDavHandler(options: DavOptions): RequestHandler {
     try {
       await pipeline(body, res);
     } catch (e) {
-      if (e instanceof VellumError) options.log(`GET ${formatVaultPath(path)} stopped: ${e.message}`, e);
+      // Headers are gone: cutting the connection is the only way to say the body is incomplete.
+      if (e instanceof VellumError) options.log(`INTEGRITY ALERT: GET ${formatVaultPath(path)} stopped mid-body: ${e.message}`, e);
       res.destroy();
     }
   }
@@ -133,8 +138,28 @@ export function createDavHandler(options: DavOptions): RequestHandler {
     if (Number.isFinite(declared) && declared > options.uploadBytes) {
       throw new VellumError('BODY_TOO_LARGE', `A file may be at most ${options.uploadBytes} bytes.`);
     }
-    const result = await session.writeFile(path, req, { maxBytes: options.uploadBytes });
+    const digest = expectedSha256(req.headers);
+    const result = await session.writeFile(path, req, { maxBytes: options.uploadBytes, ...(digest === undefined ? {} : { expectedSha256: digest }) });
     res.writeHead(result.created ? 201 : 204, { ETag: etagOf(result.node), ...(result.created ? { 'Content-Length': '0' } : {}) }).end();
+  }
+
+  async function transfer(session: Session, method: 'MOVE' | 'COPY', from: VaultPath, req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (hasBody(req)) throw new VellumError('UNSUPPORTED_MEDIA_TYPE', `${method} takes no body.`);
+    const to = destination(req, options.mount);
+    const overwrite = overwriteHeader(single(req.headers.overwrite, 'Overwrite'));
+    const depth = single(req.headers.depth, 'Depth')?.trim().toLowerCase();
+    let result;
+    if (method === 'COPY') {
+      if (depth !== undefined && depth !== '0' && depth !== 'infinity') throw new VellumError('BAD_REQUEST', 'COPY takes Depth: 0 or Depth: infinity.');
+      result = await session.copy(from, to, { overwrite, depth: depth === '0' ? 0 : 'infinity' });
+    } else {
+      // A folder always moves with everything in it (RFC 4918 §9.9.2).
+      if (depth !== undefined && depth !== 'infinity' && (await session.stat(from)).kind === 'folder') {
+        throw new VellumError('BAD_REQUEST', 'MOVE of a folder takes Depth: infinity (or no Depth header).');
+      }
+      result = await session.move(from, to, { overwrite });
+    }
+    res.writeHead(result.replaced ? 204 : 201, { 'Content-Length': '0', ...(result.node.kind === 'file' ? { ETag: etagOf(result.node) } : {}) }).end();
   }
 
   async function propfind(session: Session, req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -172,6 +197,39 @@ function stripMount(url: string, mount: string): string {
   const path = url.split('?', 1)[0]!;
   if (path === mount) return '/';
   return path.startsWith(mount + '/') ? path.slice(mount.length) : path;
+}
+
+/**
+ * The Destination of a MOVE or COPY: an absolute URL on this host, or an
+ * absolute path, under the WebDAV mount (RFC 4918 §10.3).
+ */
+function destination(req: IncomingMessage, mount: string): VaultPath {
+  const header = req.headers.destination;
+  if (typeof header !== 'string' || header.trim() === '') throw new VellumError('DESTINATION_INVALID', 'Send Destination: with the target URL.');
+  let url: URL;
+  try {
+    url = new URL(header.trim(), 'http://destination.invalid');
+  } catch {
+    throw new VellumError('DESTINATION_INVALID', 'The Destination header is not a URL.');
+  }
+  if (url.host !== 'destination.invalid' && url.host.toLowerCase() !== String(req.headers.host ?? '').toLowerCase()) {
+    throw new VellumError('DESTINATION_OTHER_SERVER', `${url.host} is not this server.`);
+  }
+  if (url.search !== '' || url.hash !== '') throw new VellumError('DESTINATION_INVALID', 'The Destination may not carry a query or fragment.');
+  if (url.pathname !== mount && !url.pathname.startsWith(`${mount}/`)) throw new VellumError('FORBIDDEN', `The Destination must be under ${mount}/.`);
+  return parseVaultPath(stripMount(url.pathname, mount));
+}
+
+function single(value: string | string[] | undefined, name: string): string | undefined {
+  if (Array.isArray(value)) throw new VellumError('BAD_REQUEST', `Send ${name} once.`);
+  return value;
+}
+
+function overwriteHeader(value: string | undefined): boolean {
+  if (value === undefined) return true;
+  const flag = value.trim().toUpperCase();
+  if (flag !== 'T' && flag !== 'F') throw new VellumError('BAD_REQUEST', 'Overwrite must be T or F.');
+  return flag === 'T';
 }
 
 function hasBody(req: IncomingMessage): boolean {

@@ -6,7 +6,8 @@ export type RangeRequest = { kind: 'none' } | { kind: 'unsatisfiable' } | { kind
 
 export function parseRange(header: string | undefined, size: number): RangeRequest {
   if (header === undefined) return { kind: 'none' };
-  const match = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
+  // The unit is case-insensitive (RFC 9110 §14.1).
+  const match = /^bytes=(\d*)-(\d*)$/i.exec(header.trim());
   if (!match || (match[1] === '' && match[2] === '')) return { kind: 'none' };
   const [, first, last] = match as unknown as [string, string, string];
   if (first === '') {
@@ -15,8 +16,9 @@ export function parseRange(header: string | undefined, size: number): RangeReque
     return { kind: 'range', start: Math.max(0, size - suffix), end: size - 1 };
   }
   const start = Number(first);
-  const end = last === '' ? size - 1 : Math.min(Number(last), size - 1);
+  // A last position before the first makes the range-spec invalid, so the header is ignored (§14.1.1), before any size check.
+  if (last !== '' && Number(last) < start) return { kind: 'none' };
   if (!Number.isSafeInteger(start) || start >= size) return { kind: 'unsatisfiable' };
-  if (end < start) return { kind: 'none' };
+  const end = last === '' ? size - 1 : Math.min(Number(last), size - 1);
   return { kind: 'range', start, end };
 }

@@ -69,6 +69,14 @@ test('DESIGN 8 garbage and other units are ignored (whole file, 200)', (t) => {
 test('DESIGN 8 a range whose end is before its start is ignored, not an error', (t) => {
   t.deepEqual(parseRange('bytes=500-100', 1000), { kind: 'none' });
   t.deepEqual(parseRange('bytes=1-0', 1000), { kind: 'none' });
+  // Invalid even though the first position is past the end: ignored (200), not 416.
+  t.deepEqual(parseRange('bytes=1000-1', 1000), { kind: 'none' });
+  t.deepEqual(parseRange('bytes=5000-1', 0), { kind: 'none' });
+});
+
+test('the unit is case-insensitive (RFC 9110 14.1)', (t) => {
+  t.deepEqual(parseRange('Bytes=1-2', 1000), { kind: 'range', start: 1, end: 2 });
+  t.deepEqual(parseRange('BYTES=-3', 10), { kind: 'range', start: 7, end: 9 });
 });
 
 test('surrounding white space is tolerated', (t) => {

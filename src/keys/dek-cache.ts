@@ -75,6 +75,11 @@ export class DekCache {
     }
   }
 
+  /** Drops (and zeroes) the entry under id, if there is one. */
+  delete(id: string): void {
+    this.#drop(id);
+  }
+
   /** Drops (and zeroes) expired entries. */
   sweep(): void {
     const now = this.#now();

@@ -7,6 +7,10 @@
 //   with CKM_AES_KEY_WRAP_PAD (RFC 5649) under the study's current KEK, then
 //   destroyed. Unwrapping goes the other way. Unwrapped keys are cached briefly
 //   (dek-cache.ts); no key byte is ever logged.
+// - Rotation: rotateStudyKey generates the next KEK version (same template);
+//   rewrapDataKey moves a DEK from one version to another entirely inside the
+//   HSM (unwrap into a sensitive session object, wrap, destroy), so re-wrapping
+//   for a rotation never brings a DEK into this process.
 // - Sessions: a small pool (session-pool.ts), one operation per session. The
 //   user logs in once (login state is per application and token). When sessions
 //   or the login are lost, operations fail with HSM_UNAVAILABLE and the pool
@@ -43,6 +47,8 @@ const KEK_PREFIX = 'vellum:kek:';
 /** Reserved "study" of the health-check KEK; not a valid study id, so no study can collide. */
 const HEALTH = '__health__';
 const DEK_BYTES = 32;
+/** A 32-byte DEK wrapped with AES key wrap (with or without padding): 32 + 8 bytes. */
+const WRAPPED_BYTES = DEK_BYTES + 8;
 
 /** Wrapping mechanisms by the name recorded in WrappedDataKey.mechanism. */
 const MECHANISMS: Readonly<Record<string, number>> = {
@@ -84,6 +90,28 @@ function kekTemplate(study: string, version: number): Template {
     { type: pkcs11js.CKA_UNWRAP, value: true },
     { type: pkcs11js.CKA_ENCRYPT, value: false },
     { type: pkcs11js.CKA_DECRYPT, value: false },
+    { type: pkcs11js.CKA_SIGN, value: false },
+    { type: pkcs11js.CKA_VERIFY, value: false },
+    { type: pkcs11js.CKA_DERIVE, value: false },
+  ];
+}
+
+/**
+ * A DEK only passing through the HSM during a re-wrap: a session object that can
+ * be wrapped but never read, and used for nothing else. Destroyed right after.
+ */
+function transitDekTemplate(): Template {
+  return [
+    { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
+    { type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_AES },
+    { type: pkcs11js.CKA_TOKEN, value: false },
+    { type: pkcs11js.CKA_PRIVATE, value: true },
+    { type: pkcs11js.CKA_SENSITIVE, value: true },
+    { type: pkcs11js.CKA_EXTRACTABLE, value: true },
+    { type: pkcs11js.CKA_ENCRYPT, value: false },
+    { type: pkcs11js.CKA_DECRYPT, value: false },
+    { type: pkcs11js.CKA_WRAP, value: false },
+    { type: pkcs11js.CKA_UNWRAP, value: false },
     { type: pkcs11js.CKA_SIGN, value: false },
     { type: pkcs11js.CKA_VERIFY, value: false },
     { type: pkcs11js.CKA_DERIVE, value: false },
@@ -346,6 +374,87 @@ class Pkcs11KeyVault implements KeyVault {
     return key;
   }
 
+  async rotateStudyKey(study: string): Promise<{ version: number; previous: number }> {
+    if (this.#closing !== undefined) throw closedError();
+    checkStudy(study);
+    return this.#serialise(study, () =>
+      this.#run(`Rotating the key-encryption key of study ${study}`, async (session) => {
+        // Ask the token, not the cache: the highest version is what must not be made twice.
+        const previous = this.#highestVersion(session, study);
+        if (previous === 0) throw new VellumError('NOT_FOUND', `Study ${study} has no key-encryption key to rotate.`);
+        const version = previous + 1;
+        const handle = await this.#p.C_GenerateKeyAsync(session, { mechanism: pkcs11js.CKM_AES_KEY_GEN }, kekTemplate(study, version));
+        this.#kekHandles.set(kekLabel(study, version), [handle]);
+        this.#current.set(study, version);
+        return { version, previous };
+      }),
+    );
+  }
+
+  async studyKeyVersions(study: string): Promise<number[]> {
+    if (this.#closing !== undefined) throw closedError();
+    checkStudy(study);
+    return this.#run(`Listing the key-encryption keys of study ${study}`, async (session) => {
+      const versions = [...new Set(this.#listKeks(session).filter((kek) => kek.study === study).map((kek) => kek.version))];
+      versions.sort((a, b) => a - b);
+      if (versions.length > 0) this.#current.set(study, versions[versions.length - 1]!);
+      return versions;
+    });
+  }
+
+  async rewrapDataKey(wrapped: WrappedDataKey, toVersion: number): Promise<WrappedDataKey> {
+    if (this.#closing !== undefined) throw closedError();
+    const { study, kekVersion, mechanism } = wrapped;
+    if (typeof study !== 'string' || !isStudyId(study) || !Number.isSafeInteger(toVersion) || toVersion < 1) {
+      throw new VellumError('NOT_FOUND', `There is no key-encryption key ${JSON.stringify(study)} version ${String(toVersion)}.`);
+    }
+    const mech = typeof mechanism === 'string' ? MECHANISMS[mechanism] : undefined;
+    if (mech === undefined) throw new VellumError('INTEGRITY_FAILURE', `The data key was wrapped with an unknown mechanism ${JSON.stringify(mechanism)}.`);
+    const bytes = wrapped.wrapped;
+    if (!Buffer.isBuffer(bytes) || bytes.length < 16 || bytes.length % 8 !== 0) {
+      throw new VellumError('INTEGRITY_FAILURE', 'The wrapped data key has an impossible length.');
+    }
+    // The key cannot be read here (that is the point), and SoftHSM neither reports
+    // CKA_VALUE_LEN of an unwrapped key nor accepts it in the unwrap template: a
+    // 40-byte RFC 5649 wrapping holds 25 to 32 bytes. Reads check for exactly 32.
+    if (bytes.length !== WRAPPED_BYTES) throw new VellumError('INTEGRITY_FAILURE', `The wrapped data key is ${bytes.length} bytes, not ${WRAPPED_BYTES}.`);
+    if (!Number.isSafeInteger(kekVersion) || kekVersion < 1) {
+      throw new VellumError('INTEGRITY_FAILURE', `The wrapped data key names key-encryption key version ${String(kekVersion)}, which cannot exist.`);
+    }
+    return this.#run(`Re-wrapping a data key of study ${study} under ${kekLabel(study, toVersion)}`, async (session) => {
+      // The target first: a missing target is NOT_FOUND, whatever the source is like.
+      this.#kekHandlesFor(session, study, toVersion, false);
+      let dek: Handle;
+      try {
+        dek = await this.#unwrapObject(session, study, kekVersion, mech, bytes, transitDekTemplate());
+      } catch (e) {
+        if (e instanceof VellumError && e.code === 'NOT_FOUND') {
+          throw new VellumError('INTEGRITY_FAILURE', `The wrapped data key names ${kekLabel(study, kekVersion)}, which is not on the token.`, { cause: e });
+        }
+        throw e;
+      }
+      try {
+        const out = await this.#withKek(session, study, toVersion, (kek) =>
+          this.#p.C_WrapKeyAsync(session, { mechanism: MECHANISMS[WRAP_MECHANISM]! }, kek, dek, Buffer.alloc(DEK_BYTES + 32)),
+        );
+        if (out.length !== WRAPPED_BYTES) throw new VellumError('INTEGRITY_FAILURE', `The data key re-wraps to ${out.length} bytes, not ${WRAPPED_BYTES}.`);
+        return { study, kekVersion: toVersion, mechanism: WRAP_MECHANISM, wrapped: Buffer.from(out) };
+      } finally {
+        this.#destroy(session, dek);
+      }
+    });
+  }
+
+  forgetDataKey(wrapped: WrappedDataKey): void {
+    try {
+      const { study, kekVersion, mechanism } = wrapped;
+      if (typeof study !== 'string' || typeof mechanism !== 'string' || !Buffer.isBuffer(wrapped.wrapped)) return;
+      this.#cache.delete(cacheId(study, kekVersion, mechanism, wrapped.wrapped));
+    } catch {
+      // Nothing cached under a shape that cannot be hashed.
+    }
+  }
+
   async status(): Promise<ComponentStatus> {
     if (this.#closing !== undefined) return { ok: false, detail: `token '${this.#label}': the key vault is closed` };
     let timer: NodeJS.Timeout | undefined;
@@ -557,6 +666,25 @@ class Pkcs11KeyVault implements KeyVault {
   }
 
   async #unwrap(session: Handle, study: string, version: number, mechanism: number, bytes: Buffer): Promise<Buffer> {
+    const dek = await this.#unwrapObject(session, study, version, mechanism, bytes, dekTemplate(false));
+    try {
+      const key = this.#readValue(session, dek);
+      if (key.length !== DEK_BYTES) {
+        key.fill(0);
+        throw new VellumError('INTEGRITY_FAILURE', `The wrapped data key unwraps to ${key.length} bytes, not ${DEK_BYTES}.`);
+      }
+      return key;
+    } finally {
+      this.#destroy(session, dek);
+    }
+  }
+
+  /**
+   * Unwraps into a session object made from template (the caller destroys it).
+   * @throws VellumError NOT_FOUND when the KEK version is not on the token;
+   *   INTEGRITY_FAILURE when the bytes do not unwrap under it.
+   */
+  async #unwrapObject(session: Handle, study: string, version: number, mechanism: number, bytes: Buffer, template: Template): Promise<Handle> {
     const p = this.#p;
     const label = kekLabel(study, version);
     const wasCached = this.#kekHandles.has(label);
@@ -564,9 +692,8 @@ class Pkcs11KeyVault implements KeyVault {
     let refreshed = false;
     let failure: unknown;
     for (let i = 0; i < handles.length; i++) {
-      let dek: Handle;
       try {
-        dek = await p.C_UnwrapKeyAsync(session, { mechanism }, handles[i]!, bytes, dekTemplate(false));
+        return await p.C_UnwrapKeyAsync(session, { mechanism }, handles[i]!, bytes, template);
       } catch (e) {
         const name = ckrName(e);
         if (name !== null && STALE_HANDLE.has(name) && wasCached && !refreshed) {
@@ -580,17 +707,6 @@ class Pkcs11KeyVault implements KeyVault {
         // session is still sound before calling the bytes bad (throws if it is not).
         this.#assertLoggedIn(session);
         failure = e;
-        continue;
-      }
-      try {
-        const key = this.#readValue(session, dek);
-        if (key.length !== DEK_BYTES) {
-          key.fill(0);
-          throw new VellumError('INTEGRITY_FAILURE', `The wrapped data key unwraps to ${key.length} bytes, not ${DEK_BYTES}.`);
-        }
-        return key;
-      } finally {
-        this.#destroy(session, dek);
       }
     }
     throw new VellumError('INTEGRITY_FAILURE', `The wrapped data key does not unwrap under ${label} (tampered, or wrapped by another key).`, { cause: failure });

@@ -48,6 +48,40 @@ export interface KeyVault {
    */
   unwrapDataKey(wrapped: WrappedDataKey): Promise<Buffer>;
 
+  /**
+   * Creates the study's next KEK version inside the HSM (same template as v1:
+   * sensitive, never extractable, wrap/unwrap only); newDataKey uses it from
+   * then on. Older versions stay, so data keys they wrapped still unwrap.
+   * Serialised per study: concurrent calls make one version each.
+   * @throws VellumError NOT_FOUND when the study has no KEK; BAD_REQUEST for a
+   *   malformed study id; HSM_UNAVAILABLE.
+   */
+  rotateStudyKey(study: string): Promise<{ version: number; previous: number }>;
+
+  /**
+   * The study's KEK versions present on the token, ascending ([] when none).
+   * @throws VellumError BAD_REQUEST for a malformed study id; HSM_UNAVAILABLE.
+   */
+  studyKeyVersions(study: string): Promise<number[]>;
+
+  /**
+   * Re-wraps a stored DEK under another KEK version of the same study. The DEK
+   * is unwrapped inside the HSM into a short-lived session object, wrapped
+   * again there and destroyed: its bytes never reach this process. The DEK
+   * cache is neither consulted nor filled.
+   * @throws VellumError NOT_FOUND when the target KEK version does not exist;
+   *   INTEGRITY_FAILURE when the wrapped bytes do not unwrap (tampered, another
+   *   KEK, or their own KEK version does not exist, so the caller can try
+   *   another copy); HSM_UNAVAILABLE.
+   */
+  rewrapDataKey(wrapped: WrappedDataKey, toVersion: number): Promise<WrappedDataKey>;
+
+  /**
+   * Drops (and zeroes) the cached unwrapped form of this DEK, if any, e.g.
+   * when its blob is crypto-shredded. Never throws.
+   */
+  forgetDataKey(wrapped: WrappedDataKey): void;
+
   /** Token present, logged in, and a KEK round trip works. Never throws. */
   status(): Promise<ComponentStatus>;
 

@@ -89,3 +89,17 @@ test('a time to live of 0 disables the cache and still zeroes what it was given'
   t.deepEqual(owned, zero);
   cache.clear();
 });
+
+test('delete drops one entry and zeroes it (a shredded blob\'s key does not wait for its time to live)', (t) => {
+  const cache = new DekCache({ ttlMs: 60_000, maxEntries: 10, now: clock().now });
+  const gone = key(3);
+  const kept = key(4);
+  cache.set('gone', gone);
+  cache.set('kept', kept);
+  cache.delete('gone');
+  t.is(cache.get('gone'), undefined);
+  t.deepEqual(gone, zero);
+  t.deepEqual(cache.get('kept'), key(4));
+  t.is(cache.size, 1);
+  t.notThrows(() => cache.delete('never-there'));
+});

@@ -6,6 +6,7 @@
 // not supported yet answer 501; nothing reaches the library unauthenticated.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { v2 as webdav } from 'webdav-server';
 import { formatVaultPath, parseVaultPath, VellumError, type Principal, type RequestOrigin, type VaultPath } from '../kernel/index.ts';
@@ -118,7 +119,9 @@ export function createDavHandler(options: DavOptions): RequestHandler {
       res.writeHead(416, { 'Content-Range': `bytes */${size}`, 'Content-Length': '0' }).end();
       return;
     }
-    const body = await file.read(range.kind === 'range' ? range : undefined);
+    // Wait for the first authenticated bytes before the status line: damage in
+    // the first segments is then a proper 500, not a cut connection.
+    const body = await startedStream(await file.read(range.kind === 'range' ? range : undefined));
     if (range.kind === 'range') {
       res.writeHead(206, { ...headers, 'Content-Range': `bytes ${range.start}-${range.end}/${size}`, 'Content-Length': String(range.end - range.start + 1) });
     } else {
@@ -197,6 +200,22 @@ function stripMount(url: string, mount: string): string {
   const path = url.split('?', 1)[0]!;
   if (path === mount) return '/';
   return path.startsWith(mount + '/') ? path.slice(mount.length) : path;
+}
+
+/** Resolves once the stream has its first chunk (or ended); rejects if it fails first. */
+function startedStream(stream: Readable): Promise<Readable> {
+  return new Promise((resolve, reject) => {
+    const ready = () => {
+      stream.off('error', failed);
+      resolve(stream);
+    };
+    const failed = (e: Error) => {
+      stream.off('readable', ready);
+      reject(e);
+    };
+    stream.once('readable', ready);
+    stream.once('error', failed);
+  });
 }
 
 /**

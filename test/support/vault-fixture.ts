@@ -14,7 +14,7 @@ import { createVault, openBlobStore, type Actor, type BlobStore, type Vault } fr
 import { initSoftHsm, type SoftHsmToken } from '../env/index.ts';
 
 export const SAM: Principal = { id: 'uuid-sam', login: 'sam', dn: 'uid=sam,ou=people,dc=vellum,dc=test', displayName: 'Sam Sponsor', groups: [] };
-export const ACTOR: Actor = { principal: SAM, origin: { ip: '127.0.0.1', client: 'vault test', protocol: 'test' }, roles: ['Sponsor'] };
+export const ACTOR: Actor = { principal: SAM, origin: { ip: '127.0.0.1', client: 'vault test', protocol: 'cli' }, roles: ['Sponsor'] };
 
 export interface VaultFixture {
   readonly dir: string;

@@ -53,28 +53,34 @@ export function createRotation(parts: RotationParts) {
   async function run(initial: RotationStatus): Promise<void> {
     const { study, toVersion } = initial;
     let status = initial;
-    const { ids } = await blobsOf(study, toVersion);
+    let rewrapped = 0;
     try {
-      for (let i = 0; i < ids.length && !stopping; i += BATCH) {
-        const batch = ids.slice(i, i + BATCH);
-        for (const blobId of batch) await parts.blobs.rewrap({ blobId, study }, toVersion);
-        await parts.studyLock(study, async () => {
-          const ops: WriteOp[] = [];
-          for (const blobId of batch) {
-            const record = await tree.blobs.get(blobId);
-            if (record && record.kekVersion < toVersion) ops.push(tree.blobs.put(blobId, { ...record, kekVersion: toVersion }));
-          }
-          status = { ...status, blobsDone: Math.min(status.blobsTotal, status.blobsDone + batch.length) };
-          await audit.record(
-            { actor: null, protocol: 'system', action: 'key.rewrap', outcome: 'success', object: { study }, newValue: { kekVersion: toVersion, blobs: batch.length, blobIds: batch } },
-            [...ops, jobs.put(study, status)],
-          );
-        });
+      // Passes until none is left: a blob whose upload began before the rotation
+      // can be committed, under the old KEK, after a pass has listed the study.
+      for (let { ids } = await blobsOf(study, toVersion); ids.length > 0 && !stopping; ({ ids } = await blobsOf(study, toVersion))) {
+        if (status.blobsDone + ids.length > status.blobsTotal) status = { ...status, blobsTotal: status.blobsDone + ids.length };
+        for (let i = 0; i < ids.length && !stopping; i += BATCH) {
+          const batch = ids.slice(i, i + BATCH);
+          for (const blobId of batch) await parts.blobs.rewrap({ blobId, study }, toVersion);
+          await parts.studyLock(study, async () => {
+            const ops: WriteOp[] = [];
+            for (const blobId of batch) {
+              const record = await tree.blobs.get(blobId);
+              if (record && record.kekVersion < toVersion) ops.push(tree.blobs.put(blobId, { ...record, kekVersion: toVersion }));
+            }
+            status = { ...status, blobsDone: Math.min(status.blobsTotal, status.blobsDone + batch.length) };
+            await audit.record(
+              { actor: null, protocol: 'system', action: 'key.rewrap', outcome: 'success', object: { study }, newValue: { kekVersion: toVersion, blobs: batch.length, blobIds: batch } },
+              [...ops, jobs.put(study, status)],
+            );
+          });
+          rewrapped += batch.length;
+        }
       }
       if (stopping) return;
       status = { ...status, state: 'done', finishedAt: isoTime(), blobsDone: status.blobsTotal };
       await audit.record(
-        { actor: null, protocol: 'system', action: 'key.rotate.complete', outcome: 'success', object: { study }, newValue: { kekVersion: toVersion, blobs: ids.length } },
+        { actor: null, protocol: 'system', action: 'key.rotate.complete', outcome: 'success', object: { study }, newValue: { kekVersion: toVersion, blobsRewrapped: rewrapped, blobsTotal: status.blobsTotal } },
         [jobs.put(study, status)],
       );
     } catch (e) {
@@ -88,7 +94,11 @@ export function createRotation(parts: RotationParts) {
     }
   }
 
+  /** The newest KEK version a rotation moved the study to, as far as this process knows. */
+  const targets = new Map<string, number>();
+
   function launch(status: RotationStatus): void {
+    targets.set(status.study, Math.max(targets.get(status.study) ?? 0, status.toVersion));
     const job = run(status).finally(() => running.delete(status.study));
     running.set(status.study, job);
   }
@@ -126,8 +136,18 @@ export function createRotation(parts: RotationParts) {
       }
     },
 
+    /**
+     * For a blob just written: the KEK version it must be wrapped under when a
+     * rotation started while it was uploading (undefined when it is current).
+     */
+    staleFor(study: string, kekVersion: number): number | undefined {
+      const target = targets.get(study);
+      return target !== undefined && kekVersion < target ? target : undefined;
+    },
+
     async resume(): Promise<void> {
       for await (const [, status] of jobs.entries()) {
+        targets.set(status.study, Math.max(targets.get(status.study) ?? 0, status.toVersion));
         if (status.state !== 'running' || running.has(status.study)) continue;
         parts.log(`Continuing the key rotation of study ${status.study} to KEK v${status.toVersion} (${status.blobsDone} of ${status.blobsTotal} re-wrapped before the stop).`);
         launch(status);

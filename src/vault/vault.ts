@@ -203,12 +203,16 @@ export function createVault(parts: VaultParts): Vault {
     return { node, version, created: !existing, replaced };
   }
 
-  /** Writes a new blob; removes it again when the metadata commit fails. */
-  async function withNewBlob<T>(blob: StoredBlob, commit: (content: Content) => Promise<T>): Promise<T> {
+  /** Commits a blob just written; removes it again when that fails. */
+  async function withNewBlob<T>(study: string, written: StoredBlob, commit: (content: Content) => Promise<T>): Promise<T> {
     try {
+      let blob = written;
+      // Written under a KEK that a rotation retired during the upload: bring it up to date before it counts.
+      const target = rotation.staleFor(study, blob.kekVersion);
+      if (target !== undefined) blob = { ...blob, kekVersion: (await blobs.rewrap({ blobId: blob.blobId, study }, target)).kekVersion };
       return await commit({ blob, shared: false });
     } catch (e) {
-      await blobs.remove(blob.blobId);
+      await blobs.remove(written.blobId);
       throw e;
     }
   }
@@ -232,7 +236,7 @@ export function createVault(parts: VaultParts): Vault {
     // Across studies: decrypt under the source study's key, encrypt under the target's, and check the digest on the way.
     const plain = await blobs.read({ blobId: current.blobId, study: source.study, size: current.size });
     const stored = await blobs.write(to.study!, plain, MAX_COPY_BYTES, { expectedSha256: current.sha256 });
-    return withNewBlob(stored, (content) => studyLock(to.study, () => commitVersion(to, content, actor, { ...action, oldValue: { copiedFrom: from } })));
+    return withNewBlob(to.study!, stored, (content) => studyLock(to.study, () => commitVersion(to, content, actor, { ...action, oldValue: { copiedFrom: from } })));
   }
 
   async function copyFolder(source: NodeRecord, to: VaultPath, actor: Actor, overwrite: boolean, depth: 0 | 'infinity'): Promise<TransferResult> {
@@ -331,7 +335,7 @@ export function createVault(parts: VaultParts): Vault {
       const first = await tree.resolveParent(path);
       if ((await tree.existingChild(first.parent, first.name))?.kind === 'folder') throw new VellumError('IS_A_FOLDER');
       const stored = await blobs.write(first.parent.study, body, options.maxBytes, options.expectedSha256 === undefined ? {} : { expectedSha256: options.expectedSha256 });
-      return withNewBlob(stored, (content) => studyLock(path.study, async () => {
+      return withNewBlob(first.parent.study, stored, (content) => studyLock(path.study, async () => {
         const { node, version, created } = await commitVersion(path, content, actor, { name: (isNew) => (isNew ? 'file.create' : 'file.update') });
         return { node, version, created };
       }));

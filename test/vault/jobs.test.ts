@@ -7,7 +7,7 @@ import test from 'ava';
 import { createHash } from 'node:crypto';
 import { open, readdir, stat, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
 import type { VaultPath } from '../../src/kernel/index.ts';
 import type { Vault } from '../../src/vault/index.ts';
@@ -94,6 +94,22 @@ test.serial('rotation stopped by a shutdown continues after the restart', async 
   t.is(done.rotation?.state, 'done');
   t.deepEqual(Object.keys(done.blobsByVersion), [String(started.toVersion)]);
   t.true((await read(f.vault, at('Data', 'r7.bin'))).equals(content(5007, 100)));
+});
+
+test.serial('rotation: an upload that began under the old KEK and ends after the job is re-wrapped before it is committed', async (t) => {
+  const body = new PassThrough();
+  const uploading = f.vault.writeFile(at('Data', 'slow.bin'), body, ACTOR, { maxBytes: 1 << 30 });
+  body.write(content(77, 100_000));
+  await new Promise((resolve) => setTimeout(resolve, 100)); // the data key (old KEK) is made when the upload starts
+  const started = await f.vault.rotateStudyKey(STUDY, ACTOR);
+  await until(() => f.vault.keyStatus(STUDY), (s) => s.rotation?.state !== 'running');
+  body.end(content(78, 100_000));
+  const { version } = await uploading;
+  t.is(version.kekVersion, started.toVersion);
+  const status = await f.vault.keyStatus(STUDY);
+  t.deepEqual(Object.keys(status.blobsByVersion), [String(started.toVersion)], 'no blob is left on a retired KEK');
+  t.is(await f.blobs.keyVersion({ blobId: version.blobId, study: STUDY }), started.toVersion);
+  t.true((await read(f.vault, at('Data', 'slow.bin'))).equals(Buffer.concat([content(77, 100_000), content(78, 100_000)])));
 });
 
 test.serial('scrub: a clean store verifies; every byte counted', async (t) => {

@@ -47,6 +47,13 @@ const KEK_PREFIX = 'vellum:kek:';
 /** Reserved "study" of the health-check KEK; not a valid study id, so no study can collide. */
 const HEALTH = '__health__';
 const DEK_BYTES = 32;
+/**
+ * Lock under which every KEK is created (ensureStudyKey, rotateStudyKey, the
+ * health check's own KEK): one at a time for the whole token, not per study,
+ * because SoftHSM's file store fails concurrent token-object creation now and
+ * then with CKR_GENERAL_ERROR (SoftHSMv2 issue 573). KEKs are made rarely.
+ */
+const KEK_CREATION = 'kek-creation';
 /** A 32-byte DEK wrapped with AES key wrap (with or without padding): 32 + 8 bytes. */
 const WRAPPED_BYTES = DEK_BYTES + 8;
 
@@ -303,7 +310,7 @@ class Pkcs11KeyVault implements KeyVault {
   readonly #kekHandles = new Map<string, Handle[]>();
   /** Current (highest) KEK version per study, once known. */
   readonly #current = new Map<string, number>();
-  /** Per-study tail of serialised work (KEK creation). */
+  /** Tails of serialised work, by lock name (KEK_CREATION). */
   readonly #studyLocks = new Map<string, Promise<void>>();
   #closing: Promise<void> | undefined;
 
@@ -330,7 +337,9 @@ class Pkcs11KeyVault implements KeyVault {
   async ensureStudyKey(study: string): Promise<{ version: number }> {
     if (this.#closing !== undefined) throw closedError();
     checkStudy(study);
-    return this.#serialise(study, async () => {
+    const current = this.#current.get(study);
+    if (current !== undefined) return { version: current };
+    return this.#serialise(KEK_CREATION, async () => {
       const known = this.#current.get(study);
       if (known !== undefined) return { version: known };
       return this.#run(`Creating the key-encryption key of study ${study}`, async (session) => {
@@ -377,7 +386,7 @@ class Pkcs11KeyVault implements KeyVault {
   async rotateStudyKey(study: string): Promise<{ version: number; previous: number }> {
     if (this.#closing !== undefined) throw closedError();
     checkStudy(study);
-    return this.#serialise(study, () =>
+    return this.#serialise(KEK_CREATION, () =>
       this.#run(`Rotating the key-encryption key of study ${study}`, async (session) => {
         // Ask the token, not the cache: the highest version is what must not be made twice.
         const previous = this.#highestVersion(session, study);
@@ -495,16 +504,16 @@ class Pkcs11KeyVault implements KeyVault {
     }
   }
 
-  async #serialise<T>(study: string, fn: () => Promise<T>): Promise<T> {
-    const previous = this.#studyLocks.get(study) ?? Promise.resolve();
+  async #serialise<T>(lock: string, fn: () => Promise<T>): Promise<T> {
+    const previous = this.#studyLocks.get(lock) ?? Promise.resolve();
     const result = previous.then(fn);
     const tail = result.then(
       () => undefined,
       () => undefined,
     );
-    this.#studyLocks.set(study, tail);
+    this.#studyLocks.set(lock, tail);
     void tail.then(() => {
-      if (this.#studyLocks.get(study) === tail) this.#studyLocks.delete(study);
+      if (this.#studyLocks.get(lock) === tail) this.#studyLocks.delete(lock);
     });
     return result;
   }
@@ -618,7 +627,7 @@ class Pkcs11KeyVault implements KeyVault {
     }
   }
 
-  /** The study's highest KEK version, generating v1 if it has none. Caller serialises per study. */
+  /** The study's highest KEK version, generating v1 if it has none. Caller holds KEK_CREATION. */
   async #ensureKek(session: Handle, study: string): Promise<number> {
     let version = this.#highestVersion(session, study);
     if (version === 0) {
@@ -713,7 +722,7 @@ class Pkcs11KeyVault implements KeyVault {
   }
 
   async #healthCheck(): Promise<ComponentStatus> {
-    return this.#serialise(HEALTH, () =>
+    return this.#serialise(KEK_CREATION, () =>
       this.#run('Health check', async (session) => {
         this.#assertLoggedIn(session);
         const keks = this.#listKeks(session);

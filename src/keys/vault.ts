@@ -52,7 +52,7 @@ export interface KeyVault {
    * Creates the study's next KEK version inside the HSM (same template as v1:
    * sensitive, never extractable, wrap/unwrap only); newDataKey uses it from
    * then on. Older versions stay, so data keys they wrapped still unwrap.
-   * Serialised per study: concurrent calls make one version each.
+   * Serialised with every other KEK creation: concurrent calls make one version each.
    * @throws VellumError NOT_FOUND when the study has no KEK; BAD_REQUEST for a
    *   malformed study id; HSM_UNAVAILABLE.
    */

@@ -222,6 +222,23 @@ test.serial('concurrent rotations of one study make one new version each, never 
   t.deepEqual(labels, [1, 1, 1, 1, 1]);
 });
 
+test.serial('KEKs of many studies created and rotated at once, with data keys in use meanwhile, all succeed (SoftHSM cannot create token objects concurrently)', async (t) => {
+  await withVault(async (vault) => {
+    const studies = Array.from({ length: 10 }, (_, i) => `STUDY-M${i}`);
+    t.deepEqual(await Promise.all(studies.map((s) => vault.ensureStudyKey(s))), studies.map(() => ({ version: 1 })));
+    for (const round of [2, 3, 4]) {
+      const deks = await Promise.all(studies.map((s) => vault.newDataKey(s)));
+      const [rotations, unwrapped] = await Promise.all([
+        Promise.all(studies.map((s) => vault.rotateStudyKey(s))),
+        Promise.all(deks.map((d) => vault.unwrapDataKey(d.wrapped))),
+        Promise.all(studies.map((s) => vault.studyKeyVersions(s))),
+      ]);
+      t.deepEqual(rotations, studies.map(() => ({ version: round, previous: round - 1 })));
+      deks.forEach((d, i) => t.deepEqual(unwrapped[i], d.key));
+    }
+  });
+});
+
 test.serial('forgetDataKey drops the cached key: the next unwrap goes to the HSM again', async (t) => {
   // With the cache on, an unwrap served from the cache succeeds even after its
   // KEK is destroyed on the token; once forgotten, the HSM answers NOT_FOUND.

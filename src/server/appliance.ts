@@ -80,7 +80,12 @@ export async function startAppliance(config: Config, log: Logger): Promise<Appli
       sessionFor: (principal, origin, reason) => openSession(sessionParts, principal, origin, reason === undefined ? {} : { reason }),
       log: logSink,
     });
-    const web = createWebHandler({ health, product: PRODUCT, davMount: DAV_MOUNT, log: logSink });
+    const web = createWebHandler({
+      health, product: PRODUCT, davMount: DAV_MOUNT, log: logSink,
+      realm: config.auth.realm,
+      authenticator,
+      sessionFor: (principal, origin, reason) => openSession(sessionParts, principal, origin, reason === undefined ? {} : { reason }),
+    });
     const route = (req: IncomingMessage, res: ServerResponse) => {
       const url = req.url ?? '/';
       if (url === DAV_MOUNT || url.startsWith(`${DAV_MOUNT}/`) || url.startsWith(`${DAV_MOUNT}?`)) dav(req, res);

@@ -1,14 +1,16 @@
-// The Koa application for everything outside the WebDAV mount: /healthz now,
-// the admin and auditor UI and the REST API as they arrive.
+// The Koa application for everything outside the WebDAV mount: /healthz, the
+// start page and the REST API under /api (api.ts); the admin and auditor UI
+// as they arrive.
 
 import Router from '@koa/router';
 import Koa from 'koa';
 import type { ComponentStatus } from '../kernel/index.ts';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createApi, type ApiOptions } from './api.ts';
 
 export type WebHandler = (req: IncomingMessage, res: ServerResponse) => void;
 
-export interface WebOptions {
+export interface WebOptions extends ApiOptions {
   /** Health of each dependency, checked on every /healthz call. */
   readonly health: () => Promise<Record<string, ComponentStatus>>;
   readonly product: { readonly name: string; readonly version: string };
@@ -29,7 +31,10 @@ export function createWebHandler(options: WebOptions): WebHandler {
   const app = new Koa();
   app.proxy = false;
   const router = new Router();
+  // What Koa itself sees fail (a download cut off mid-body) goes to the log, not to stderr.
+  app.on('error', (e: unknown, ctx?: { method: string; path: string }) => options.log(`web: ${ctx?.method ?? '?'} ${ctx?.path ?? '?'} stopped`, e));
 
+  // Headers first, so that API replies and errors carry them too.
   app.use(async (ctx, next) => {
     ctx.set(SECURITY_HEADERS);
     try {
@@ -41,6 +46,8 @@ export function createWebHandler(options: WebOptions): WebHandler {
       ctx.body = 'An unexpected error occurred; it has been logged.\n';
     }
   });
+
+  app.use(createApi(options));
 
   // No authentication and no secrets: load balancers and monitors call it.
   router.get('/healthz', async (ctx) => {

@@ -1,0 +1,278 @@
+// The REST API, version 1 (docs/api.md): JSON over HTTPS under /api/v1, for
+// scripts and for the `vellum keys` and `vellum scrub` commands. It signs
+// people in with HTTP Basic exactly as WebDAV does (the shared parser and
+// Authenticator) and does every action through a Session, so it gets the same
+// access checks and the same audit entries. Errors become HTTP in
+// api-errors.ts only.
+
+import Router, { type RouterMiddleware } from '@koa/router';
+import type { Context } from 'koa';
+import type { IncomingMessage } from 'node:http';
+import { pipeline } from 'node:stream/promises';
+import { isStudyId, parseVaultPath, VellumError, type Principal, type RequestOrigin, type VaultPath } from '../kernel/index.ts';
+import { parseBasicAuth, type Authenticator, type Session } from '../session/index.ts';
+import { sendApiError } from './api-errors.ts';
+
+export interface ApiOptions {
+  readonly realm: string;
+  readonly authenticator: Authenticator;
+  readonly sessionFor: (principal: Principal, origin: RequestOrigin, reason?: string) => Session;
+  readonly log: (message: string, error?: unknown) => void;
+}
+
+/** Everything under this path is the API's: unknown routes get a JSON 404, not the web app's. */
+export const API_ROOT = '/api';
+export const API_V1 = `${API_ROOT}/v1`;
+/** Largest JSON request body. */
+export const MAX_JSON_BYTES = 64 * 1024;
+const MAX_REASON = 1000;
+/**
+ * How API requests are named in the audit trail. The kernel's RequestOrigin
+ * has no 'api' protocol yet; until it has, API requests are recorded as 'web'.
+ */
+const PROTOCOL: RequestOrigin['protocol'] = 'web';
+
+interface Call {
+  readonly session: Session;
+  readonly params: Readonly<Record<string, string>>;
+  readonly query: URLSearchParams;
+  /** The JSON body's fields (besides `reason`), checked against the route's list. */
+  readonly body: Readonly<Record<string, unknown>>;
+  readonly ctx: Context;
+}
+
+interface Reply {
+  readonly status: number;
+  readonly body: unknown;
+  readonly headers?: Record<string, string>;
+}
+
+/** A handler answers with a Reply, or null when it wrote the response itself (downloads). */
+type Handler = (call: Call) => Promise<Reply | null>;
+
+const json = (body: unknown, status = 200, headers?: Record<string, string>): Reply => ({ status, body, ...(headers ? { headers } : {}) });
+
+export function createApi(options: ApiOptions): RouterMiddleware {
+  const router = new Router({ prefix: API_V1 });
+
+  /** Authenticates, reads the JSON body (POST: with these fields allowed), opens the session, runs the handler. */
+  function endpoint(fields: readonly string[] | null, handler: Handler): RouterMiddleware {
+    return async (ctx) => {
+      const { principal, origin } = await authenticate(ctx.req);
+      const { reason, ...body } = fields === null ? {} : await readJsonObject(ctx.req, fields);
+      const session = options.sessionFor(principal, origin, changeReason(ctx.req.headers['x-change-reason'], reason));
+      const reply = await handler({ session, params: ctx.params, query: new URLSearchParams(ctx.querystring), body, ctx });
+      if (reply === null) return;
+      ctx.status = reply.status;
+      if (reply.headers) ctx.set(reply.headers);
+      ctx.body = reply.body;
+    };
+  }
+  const get = (path: string, handler: Handler) => router.get(path, endpoint(null, handler));
+  const post = (path: string, fields: readonly string[], handler: Handler) => router.post(path, endpoint(fields, handler));
+
+  async function authenticate(req: IncomingMessage): Promise<{ principal: Principal; origin: RequestOrigin }> {
+    const credentials = parseBasicAuth(req.headers.authorization);
+    if (credentials === null) throw new VellumError('AUTH_REQUIRED');
+    if (credentials === 'malformed') throw new VellumError('AUTH_FAILED', 'The Authorization header is not valid HTTP Basic.');
+    const origin: RequestOrigin = { ip: req.socket.remoteAddress ?? 'unknown', client: String(req.headers['user-agent'] ?? '').slice(0, 256), protocol: PROTOCOL };
+    return { principal: await options.authenticator.authenticate(credentials.login, credentials.password, origin), origin };
+  }
+
+  get('/studies', async ({ session }) => json((await session.listStudies()).map(({ id, title, createdAt }) => ({ id, title, createdAt }))));
+
+  get('/studies/:study/nodes', async ({ session, params, query }) => json(await session.nodeAt(pathInStudy(studyOf(params), query))));
+
+  get('/studies/:study/nodes/:nodeId', async ({ session, params }) => json(await session.node(studyOf(params), params.nodeId!)));
+
+  get('/studies/:study/nodes/:nodeId/versions', async ({ session, params }) => {
+    const node = await session.node(studyOf(params), params.nodeId!);
+    return json({ node, versions: await session.versions(node.study, node.id) });
+  });
+
+  get('/studies/:study/nodes/:nodeId/versions/:number/content', async ({ session, params, ctx }) => {
+    const file = await session.openVersion(studyOf(params), params.nodeId!, versionNumber(params));
+    const { node, version } = file;
+    const headers = {
+      'Content-Type': 'application/octet-stream',
+      'Content-Disposition': attachment(node.name),
+      'Content-Length': String(version.size),
+      ETag: `"${version.id}"`,
+      'Last-Modified': new Date(version.createdAt).toUTCString(),
+      'X-Content-SHA256': version.sha256,
+      Digest: `sha-256=${Buffer.from(version.sha256, 'hex').toString('base64')}`,
+    };
+    const body = ctx.method === 'HEAD' ? null : await file.read();
+    ctx.respond = false;
+    ctx.res.writeHead(200, headers);
+    if (body === null) {
+      ctx.res.end();
+      return null;
+    }
+    try {
+      await pipeline(body, ctx.res);
+    } catch {
+      // An integrity failure mid-stream (audited by the session, logged through Koa's error event)
+      // or a client that went away: the connection is cut, so the client sees a short body.
+      ctx.res.destroy();
+    }
+    return null;
+  });
+
+  post('/studies/:study/nodes/:nodeId/versions/:number/restore', [], async ({ session, params }) => {
+    const study = studyOf(params);
+    const { version } = await session.restoreVersion(study, params.nodeId!, versionNumber(params));
+    // The node as every other route shows it (with its path), not the bare record.
+    return json({ node: await session.node(study, version.nodeId), version }, 201);
+  });
+
+  get('/studies/:study/trash', async ({ session, params }) => json(await session.trash(studyOf(params))));
+
+  post('/studies/:study/trash/:nodeId/restore', ['name'], async ({ session, params, body }) => {
+    const name = body.name;
+    if (name !== undefined && typeof name !== 'string') throw new VellumError('BAD_REQUEST', 'The field "name" must be a string.');
+    return json(await session.undelete(studyOf(params), params.nodeId!, name === undefined ? {} : { name }));
+  });
+
+  get('/studies/:study/keys', async ({ session, params }) => json(await session.keyStatus(studyOf(params))));
+
+  post('/studies/:study/keys/rotate', [], async ({ session, params }) => {
+    const study = studyOf(params);
+    return json(await session.rotateStudyKey(study), 202, { Location: `${API_V1}/studies/${encodeURIComponent(study)}/keys` });
+  });
+
+  get('/scrub', async ({ session }) => json({ scrub: await session.scrubStatus() }));
+
+  post('/scrub', [], async ({ session }) => json(await session.startScrub(), 202, { Location: `${API_V1}/scrub` }));
+
+  const dispatch = router.routes();
+  return async (ctx, next) => {
+    if (ctx.path !== API_ROOT && !ctx.path.startsWith(`${API_ROOT}/`)) return next();
+    try {
+      const match = router.match(ctx.path, ctx.method);
+      if (!match.route) {
+        const allowed = [...new Set(match.path.flatMap((layer) => layer.methods))];
+        if (allowed.length === 0) throw new VellumError('NOT_FOUND', `There is no API route ${ctx.path}; see docs/api.md.`);
+        ctx.set('Allow', allowed.join(', '));
+        if (ctx.method === 'OPTIONS') {
+          ctx.status = 204;
+          return;
+        }
+        throw new VellumError('METHOD_NOT_ALLOWED', `${ctx.method} is not allowed on ${ctx.path}; allowed: ${allowed.join(', ')}.`);
+      }
+      await dispatch(ctx, async () => undefined);
+    } catch (e) {
+      // A request body that was not read (or not all of it) is not worth reading now.
+      if (hasBody(ctx.req) && !ctx.req.complete) ctx.set('Connection', 'close');
+      sendApiError(ctx, e, options);
+    }
+  };
+}
+
+function studyOf(params: Readonly<Record<string, string>>): string {
+  const study = params.study!;
+  if (!isStudyId(study)) throw new VellumError('NOT_FOUND', `"${study.slice(0, 64)}" is not a study.`);
+  return study;
+}
+
+function versionNumber(params: Readonly<Record<string, string>>): number {
+  const raw = params.number!;
+  if (!/^[1-9][0-9]{0,9}$/.test(raw)) throw new VellumError('BAD_REQUEST', 'A version number is a whole number from 1 up.');
+  return Number(raw);
+}
+
+/** ?path=/Folder/file.pdf, relative to the study; "/" is the study's own folder. */
+function pathInStudy(study: string, query: URLSearchParams): VaultPath {
+  const paths = query.getAll('path');
+  if (paths.length !== 1) throw new VellumError('BAD_REQUEST', 'Name the item with one query parameter path=/Folder/file (relative to the study; "/" is the study folder).');
+  const path = paths[0]!;
+  if (!path.startsWith('/')) throw new VellumError('PATH_INVALID', 'The path must start with "/".');
+  // Through the one path parser, for the same rules as a WebDAV URL (names, depth, NFC).
+  return parseVaultPath('/' + [study, ...path.split('/')].map(encodeURIComponent).join('/'));
+}
+
+/** RFC 6266: an ASCII fallback, and the exact name in RFC 8187 encoding. */
+function attachment(name: string): string {
+  const fallback = name.replace(/[^\x20-\x7e]|["\\%]/g, '_');
+  const exact = encodeURIComponent(name).replace(/['()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+  return `attachment; filename="${fallback}"; filename*=UTF-8''${exact}`;
+}
+
+function hasBody(req: IncomingMessage): boolean {
+  return Number(req.headers['content-length'] ?? 0) > 0 || req.headers['transfer-encoding'] !== undefined;
+}
+
+/** The request's JSON object, with only `reason` and `fields` in it; {} without a body. */
+async function readJsonObject(req: IncomingMessage, fields: readonly string[]): Promise<Record<string, unknown>> {
+  if (!hasBody(req)) return {};
+  const [type = '', ...parameters] = (req.headers['content-type'] ?? '').split(';').map((part) => part.trim().toLowerCase());
+  const charset = parameters.find((parameter) => parameter.startsWith('charset='))?.slice('charset='.length).replace(/"/g, '');
+  if (type !== 'application/json' || (charset !== undefined && charset !== 'utf-8')) {
+    throw new VellumError('UNSUPPORTED_MEDIA_TYPE', 'Send the request body as application/json (UTF-8).');
+  }
+  const text = await readText(req, MAX_JSON_BYTES);
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (e) {
+    throw new VellumError('BAD_REQUEST', `The body is not valid JSON: ${(e as Error).message}`);
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new VellumError('BAD_REQUEST', 'The body must be a JSON object.');
+  const unknown = Object.keys(value).filter((key) => key !== 'reason' && !fields.includes(key));
+  if (unknown.length > 0) {
+    const known = ['reason', ...fields].map((key) => `"${key}"`).join(', ');
+    throw new VellumError('BAD_REQUEST', `Unknown field ${unknown.map((key) => `"${key.slice(0, 64)}"`).join(', ')}; this request takes ${known}.`);
+  }
+  return value as Record<string, unknown>;
+}
+
+/** The whole body as UTF-8, at most maxBytes; stops reading (without destroying the socket) when it is larger. */
+function readText(req: IncomingMessage, maxBytes: number): Promise<string> {
+  const tooLarge = () => new VellumError('BODY_TOO_LARGE', `A JSON body may be at most ${maxBytes} bytes.`);
+  if (Number(req.headers['content-length'] ?? 0) > maxBytes) return Promise.reject(tooLarge());
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const finish = (error: VellumError | null) => {
+      req.off('data', onData).off('end', onEnd).off('close', onClose);
+      if (error) {
+        req.pause();
+        reject(error);
+        return;
+      }
+      try {
+        resolve(new TextDecoder('utf-8', { fatal: true }).decode(Buffer.concat(chunks)));
+      } catch {
+        reject(new VellumError('BAD_REQUEST', 'The body is not valid UTF-8.'));
+      }
+    };
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > maxBytes) finish(tooLarge());
+      else chunks.push(chunk);
+    };
+    const onEnd = () => finish(null);
+    const onClose = () => finish(new VellumError('BAD_REQUEST', 'The request body ended early.'));
+    req.on('data', onData).on('end', onEnd).on('close', onClose);
+  });
+}
+
+/** X-Change-Reason (percent-decoded when it is percent-encoded) or the body's "reason"; if both, they must agree. */
+function changeReason(header: string | string[] | undefined, field: unknown): string | undefined {
+  let fromHeader: string | undefined;
+  if (typeof header === 'string' && header.trim() !== '') {
+    try {
+      fromHeader = decodeURIComponent(header);
+    } catch {
+      fromHeader = header;
+    }
+  }
+  if (field !== undefined && typeof field !== 'string') throw new VellumError('BAD_REQUEST', 'The field "reason" must be a string.');
+  const fromBody = field === undefined || field.trim() === '' ? undefined : field;
+  if (fromHeader !== undefined && fromBody !== undefined && fromHeader !== fromBody) {
+    throw new VellumError('BAD_REQUEST', 'X-Change-Reason and the body field "reason" differ; send the reason once.');
+  }
+  const reason = fromHeader ?? fromBody;
+  if (reason !== undefined && reason.length > MAX_REASON) throw new VellumError('BAD_REQUEST', `A reason for change may be at most ${MAX_REASON} characters.`);
+  return reason;
+}

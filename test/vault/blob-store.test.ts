@@ -1,8 +1,9 @@
 // The encrypted blob store (DESIGN invariant 4, 21 CFR 11.10(a) and (c)): blobs
 // are AES-256-GCM in 64 KiB segments, written through a temporary file, and a
-// read releases only bytes that authenticated. Blobs are real files in a
-// temporary directory; the KeyVault is the in-memory fake (the HSM is tested in
-// test/keys/).
+// read releases only bytes that authenticated; verify() finds the same damage
+// without releasing anything. Blobs are real files in a temporary directory;
+// the KeyVault is the in-memory fake (the HSM is tested in test/keys/, and the
+// blob store with SoftHSM in blob-rotation.test.ts).
 
 import test from 'ava';
 import { createHash } from 'node:crypto';
@@ -11,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { isVellumError, type ErrorCode } from '../../src/kernel/index.ts';
-import { SEGMENT_SIZE, TAG_SIZE } from '../../src/vault/blob-format.ts';
+import { KEY_SLOT_SIZE, SEGMENT_SIZE, TAG_SIZE } from '../../src/vault/blob-format.ts';
 import { openBlobStore, type BlobStore, type ByteRange, type StoredBlob } from '../../src/vault/blob-store.ts';
 import { FakeKeyVault } from '../support/fake-key-vault.ts';
 
@@ -87,10 +88,32 @@ function blobPath(dir: string, blobId: string): string {
   return join(dir, 'blobs', blobId.slice(0, 2), blobId);
 }
 
-/** Where the encrypted segments start: after "VLMB", the version byte, the u32be header length and the header. */
-async function dataStart(path: string): Promise<number> {
+/** Where the key slots start: after "VLMB", the version byte, the u32be header length and the header. */
+async function slotsStart(path: string): Promise<number> {
   const bytes = await readFile(path);
   return 9 + bytes.readUInt32BE(5);
+}
+
+/** Where the encrypted segments start: after the header and the two key slots. */
+async function dataStart(path: string): Promise<number> {
+  return (await slotsStart(path)) + 2 * KEY_SLOT_SIZE;
+}
+
+/** verify() of a blob, as the error it threw (undefined when it passed). */
+async function verifyError(store: BlobStore, blob: StoredBlob, study = STUDY): Promise<unknown> {
+  try {
+    await store.verify({ blobId: blob.blobId, study, size: blob.size, sha256: blob.sha256 });
+    return undefined;
+  } catch (error) {
+    return error;
+  }
+}
+
+/** Asserts verify() fails with `code` and a detail matching `detail`. */
+async function assertVerifyFails(t: import('ava').ExecutionContext, store: BlobStore, blob: StoredBlob, detail: RegExp, code: ErrorCode = 'INTEGRITY_FAILURE'): Promise<void> {
+  const error = await verifyError(store, blob);
+  t.true(isVellumError(error, code), `verify: expected ${code}, got ${String(error)}`);
+  if (isVellumError(error)) t.regex(error.detail ?? '', detail, 'verify names the problem');
 }
 
 async function filesUnder(dir: string): Promise<string[]> {
@@ -206,6 +229,7 @@ test('11.10(a) a flipped byte in segment 1 of a 3-segment blob is detected and i
   assertFailedWithPrefix(t, whole, plain, SEGMENT_SIZE);
   const fromSegment1 = await readAll(store, ref(stored), { start: SEGMENT_SIZE, end: plain.length - 1 });
   assertFailedWithPrefix(t, fromSegment1, plain.subarray(SEGMENT_SIZE), 0);
+  await assertVerifyFails(t, store, stored, /Segment 1 failed authentication/);
 });
 
 test('11.10(a) a flipped bit in a segment tag is detected', async (t) => {
@@ -217,6 +241,7 @@ test('11.10(a) a flipped bit in a segment tag is detected', async (t) => {
   file[file.length - 1]! ^= 0x01; // last byte of the last segment's tag
   await writeFile(path, file);
   assertFailedWithPrefix(t, await readAll(store, ref(stored)), plain, 2 * SEGMENT_SIZE);
+  await assertVerifyFails(t, store, stored, /Segment 2 failed authentication/);
 });
 
 test('11.10(a) a blob truncated at a segment boundary is detected', async (t) => {
@@ -227,6 +252,7 @@ test('11.10(a) a blob truncated at a segment boundary is detected', async (t) =>
   await truncate(path, (await dataStart(path)) + 2 * SEALED);
   assertFailedWithPrefix(t, await readAll(store, ref(stored)), plain, 2 * SEGMENT_SIZE);
   assertFailedWithPrefix(t, await readAll(store, ref(stored), { start: 0, end: 99 }), plain, 100);
+  await assertVerifyFails(t, store, stored, /is \d+ bytes long; \d+ were expected/);
 });
 
 test('11.10(a) a blob truncated at a segment boundary is detected even when the recorded size is cut to match (last-segment flag)', async (t) => {
@@ -237,6 +263,7 @@ test('11.10(a) a blob truncated at a segment boundary is detected even when the 
   await truncate(path, (await dataStart(path)) + 2 * SEALED);
   const result = await readAll(store, { ...ref(stored), size: 2 * SEGMENT_SIZE });
   assertFailedWithPrefix(t, result, plain, SEGMENT_SIZE);
+  await assertVerifyFails(t, store, { ...stored, size: 2 * SEGMENT_SIZE }, /Segment 1 failed authentication/);
 });
 
 test('11.10(a) a blob truncated in the middle of a segment is detected', async (t) => {
@@ -246,6 +273,7 @@ test('11.10(a) a blob truncated in the middle of a segment is detected', async (
   const path = blobPath(dir, stored.blobId);
   await truncate(path, (await dataStart(path)) + SEALED + 4000);
   assertFailedWithPrefix(t, await readAll(store, ref(stored)), plain, SEGMENT_SIZE);
+  await assertVerifyFails(t, store, stored, /bytes long/);
   // Also when the recorded size is cut to match the new length.
   const result = await readAll(store, { ...ref(stored), size: SEGMENT_SIZE + 4000 - TAG_SIZE });
   assertFailedWithPrefix(t, result, plain, SEGMENT_SIZE);
@@ -266,9 +294,34 @@ test('11.10(a) a segment spliced in from another blob of the same study (same le
   fileB.copy(fileA, startA + SEALED, startB + SEALED, startB + 2 * SEALED);
   await writeFile(pathA, fileA);
   assertFailedWithPrefix(t, await readAll(store, ref(a)), plainA, SEGMENT_SIZE);
+  await assertVerifyFails(t, store, a, /Segment 1 failed authentication/);
   const untouched = await readAll(store, ref(b));
   t.is(untouched.error, undefined);
   t.true(untouched.yielded.equals(plainB));
+  t.is(await verifyError(store, b), undefined);
+});
+
+test('11.10(a) segments swapped between two blobs (each holding the other\'s segment 0) are detected in both', async (t) => {
+  const { dir, store } = await fixture();
+  const plainA = plaintext(2 * SEGMENT_SIZE + 1000, 30);
+  const plainB = plaintext(2 * SEGMENT_SIZE + 1000, 31);
+  const a = await put(store, plainA);
+  const b = await put(store, plainB);
+  const pathA = blobPath(dir, a.blobId);
+  const pathB = blobPath(dir, b.blobId);
+  const startA = await dataStart(pathA);
+  const startB = await dataStart(pathB);
+  const fileA = await readFile(pathA);
+  const fileB = await readFile(pathB);
+  const seg0A = Buffer.from(fileA.subarray(startA, startA + SEALED));
+  fileB.copy(fileA, startA, startB, startB + SEALED);
+  seg0A.copy(fileB, startB);
+  await writeFile(pathA, fileA);
+  await writeFile(pathB, fileB);
+  assertFailedWithPrefix(t, await readAll(store, ref(a)), plainA, 0);
+  assertFailedWithPrefix(t, await readAll(store, ref(b)), plainB, 0);
+  await assertVerifyFails(t, store, a, /Segment 0 failed authentication/);
+  await assertVerifyFails(t, store, b, /Segment 0 failed authentication/);
 });
 
 test('11.10(a) two segments swapped within one blob are detected', async (t) => {
@@ -284,9 +337,10 @@ test('11.10(a) two segments swapped within one blob are detected', async (t) => 
   await writeFile(path, file);
   assertFailedWithPrefix(t, await readAll(store, ref(stored)), plain, 0);
   assertFailedWithPrefix(t, await readAll(store, ref(stored), { start: SEGMENT_SIZE, end: SEGMENT_SIZE + 10 }), plain.subarray(SEGMENT_SIZE), 0);
+  await assertVerifyFails(t, store, stored, /Segment 0 failed authentication/);
 });
 
-test('11.10(a) a header copied from another blob is detected, also with its blob id rewritten to match', async (t) => {
+test('11.10(a) an immutable header moved onto another blob is detected, also with its blob id rewritten to match', async (t) => {
   const { dir, store } = await fixture();
   const plainA = plaintext(SEGMENT_SIZE + 500, 19);
   const plainB = plaintext(SEGMENT_SIZE + 500, 20);
@@ -296,17 +350,43 @@ test('11.10(a) a header copied from another blob is detected, also with its blob
   const pathB = blobPath(dir, b.blobId);
   const fileA = await readFile(pathA);
   const fileB = await readFile(pathB);
-  const startA = await dataStart(pathA);
-  const startB = await dataStart(pathB);
-  const headerB = fileB.subarray(0, startB);
-  // B's header in front of A's segments.
-  await writeFile(pathA, Buffer.concat([headerB, fileA.subarray(startA)]));
+  const slotsA = await slotsStart(pathA);
+  const slotsB = await slotsStart(pathB);
+  const headerB = fileB.subarray(0, slotsB);
+  // B's header in front of A's key slots and segments: it names blob B.
+  await writeFile(pathA, Buffer.concat([headerB, fileA.subarray(slotsA)]));
   assertFailedWithPrefix(t, await readAll(store, ref(a)), plainA, 0);
-  // The same, with the blob id inside B's header changed to A's (same length), so the id check passes.
+  await assertVerifyFails(t, store, a, /belongs to another blob \(it names blob [0-9a-f]{32} of study STUDY-1\)/);
+  // B's whole prologue (header and key slots) in front of A's segments.
+  await writeFile(pathA, Buffer.concat([fileB.subarray(0, slotsB + 2 * KEY_SLOT_SIZE), fileA.subarray(slotsA + 2 * KEY_SLOT_SIZE)]));
+  assertFailedWithPrefix(t, await readAll(store, ref(a)), plainA, 0);
+  await assertVerifyFails(t, store, a, /belongs to another blob/);
+  // The same, with the blob id inside B's header changed to A's (same length), so the id check passes:
+  // the header digest in every AAD differs.
   const forged = Buffer.from(headerB.toString('latin1').replace(b.blobId, a.blobId), 'latin1');
   t.is(forged.length, headerB.length);
-  await writeFile(pathA, Buffer.concat([forged, fileA.subarray(startA)]));
+  await writeFile(pathA, Buffer.concat([forged, fileA.subarray(slotsA)]));
   assertFailedWithPrefix(t, await readAll(store, ref(a)), plainA, 0);
+  await assertVerifyFails(t, store, a, /Segment 0 failed authentication/);
+});
+
+test('11.10(a) a key slot copied from another blob of the same study unwraps to the other data key and fails authentication', async (t) => {
+  const { dir, store } = await fixture();
+  const plainA = plaintext(SEGMENT_SIZE + 500, 32);
+  const plainB = plaintext(SEGMENT_SIZE + 500, 33);
+  const a = await put(store, plainA);
+  const b = await put(store, plainB);
+  const pathA = blobPath(dir, a.blobId);
+  const pathB = blobPath(dir, b.blobId);
+  const fileA = await readFile(pathA);
+  const fileB = await readFile(pathB);
+  const slotsA = await slotsStart(pathA);
+  const slotsB = await slotsStart(pathB);
+  fileB.copy(fileA, slotsA, slotsB, slotsB + KEY_SLOT_SIZE);
+  await writeFile(pathA, fileA);
+  assertFailedWithPrefix(t, await readAll(store, ref(a)), plainA, 0);
+  await assertVerifyFails(t, store, a, /Segment 0 failed authentication/);
+  t.is(await verifyError(store, b), undefined, 'the blob it came from is untouched');
 });
 
 test('11.10(a) a header corrupted into other well-formed JSON is reported as INTEGRITY_FAILURE, never as another error', async (t) => {
@@ -316,16 +396,22 @@ test('11.10(a) a header corrupted into other well-formed JSON is reported as INT
   const path = blobPath(dir, stored.blobId);
   const original = await readFile(path);
   const start = await dataStart(path);
-  const json = original.subarray(9, start).toString('utf8');
+  const json = original.subarray(9, start - 2 * KEY_SLOT_SIZE).toString('utf8');
+  const prefix = (JSON.parse(json) as { noncePrefix: string }).noncePrefix;
+  const otherPrefix = Buffer.from(Buffer.from(prefix, 'base64').map((byte) => byte ^ 1)).toString('base64');
   const corruptions: [string, string][] = [
-    ['a renamed "kek" key', json.replace('"kek":', '"kel":')],
-    ['a renamed "wrappedKey" key', json.replace('"wrappedKey":', '"wrappedKez":')],
+    ['a renamed "blobId" key', json.replace('"blobId":', '"blobIe":')],
     ['a renamed "noncePrefix" key', json.replace('"noncePrefix":', '"noncePrefiy":')],
     ['null instead of the header', 'null'.padEnd(json.length, ' ')],
     ['an array instead of the header', '[]'.padEnd(json.length, ' ')],
-    ['a KEK version that does not exist', json.replace('"version":1', '"version":7')],
-    ['a KEK version that is not a number', json.replace('"version":1', '"version":"')],
-    ['the KEK of another study', json.replace(`"kek":{"study":"${STUDY}"`, `"kek":{"study":"${OTHER_STUDY}"`)],
+    ['another study', json.replace(`"study":"${STUDY}"`, `"study":"${OTHER_STUDY}"`)],
+    ['another blob id', json.replace(stored.blobId, 'f'.repeat(32))],
+    ['a study id that is not one', json.replace(`"study":"${STUDY}"`, '"study":"../../x"')],
+    ['another cipher', json.replace('"AES-256-GCM"', '"AES-256-CBC"')],
+    ['another segment size', json.replace('"segmentSize":65536', '"segmentSize":65537')],
+    ['a segment size that is not a number', json.replace('"segmentSize":65536', '"segmentSize":"655"')],
+    ['another nonce prefix (8 bytes, well formed)', json.replace(prefix, otherPrefix)],
+    ['a nonce prefix of the wrong length', json.replace(prefix, 'AAAAAAAAAA==')],
   ];
   for (const [label, text] of corruptions) {
     t.not(text, json, `precondition: ${label} changes the header`);
@@ -334,6 +420,7 @@ test('11.10(a) a header corrupted into other well-formed JSON is reported as INT
     const result = await readAll(store, ref(stored));
     t.true(isVellumError(result.error, 'INTEGRITY_FAILURE'), `${label}: got ${String(result.error)}`);
     t.is(result.yielded.length, 0, label);
+    t.true(isVellumError(await verifyError(store, stored), 'INTEGRITY_FAILURE'), `${label}: verify`);
   }
   await writeFile(path, original);
   t.true((await readAll(store, ref(stored))).yielded.equals(plain), 'the untouched blob still reads');
@@ -355,6 +442,10 @@ test('11.10(a) a missing blob file is reported as INTEGRITY_FAILURE', async (t) 
   await rm(blobPath(dir, stored.blobId));
   assertFailedWithPrefix(t, await readAll(store, ref(stored)), plain, 0);
   assertFailedWithPrefix(t, await readAll(store, { blobId: '00'.repeat(16), study: STUDY, size: 0 }), Buffer.alloc(0), 0);
+  await assertVerifyFails(t, store, stored, /missing/);
+  for (const blobId of ['../../etc/passwd', '', 'AB'.repeat(16)]) {
+    assertFailedWithPrefix(t, await readAll(store, { blobId, study: STUDY, size: 0 }), Buffer.alloc(0), 0);
+  }
 });
 
 test('11.10(a) an empty blob whose only (empty) segment is tampered with is detected', async (t) => {
@@ -369,6 +460,7 @@ test('11.10(a) an empty blob whose only (empty) segment is tampered with is dete
   await fd.write(last, 0, 1, size - 1);
   await fd.close();
   assertFailedWithPrefix(t, await readAll(store, ref(stored)), Buffer.alloc(0), 0);
+  await assertVerifyFails(t, store, stored, /Segment 0 failed authentication/);
 });
 
 // --- failed uploads leave nothing behind --------------------------------------
@@ -453,4 +545,200 @@ test('remove deletes the blob file, and reading it afterwards fails closed', asy
   await t.throwsAsync(stat(blobPath(dir, stored.blobId)), { code: 'ENOENT' });
   assertFailedWithPrefix(t, await readAll(store, ref(stored)), plain, 0);
   await t.notThrowsAsync(store.remove(stored.blobId), 'removing twice is harmless');
+});
+
+// --- verify -------------------------------------------------------------------
+
+test('verify passes an intact blob, reporting the bytes verified so far, and reads nothing it does not need', async (t) => {
+  const { store } = await fixture();
+  for (const size of [0, 1, SEGMENT_SIZE, 40 * SEGMENT_SIZE + 3]) {
+    const stored = await put(store, plaintext(size, size + 100));
+    const progress: number[] = [];
+    await store.verify({ blobId: stored.blobId, study: STUDY, size: stored.size, sha256: stored.sha256 }, (bytes) => progress.push(bytes));
+    t.true(progress.length >= 1, `size ${size}: progress was reported`);
+    t.is(progress[progress.length - 1], size, `size ${size}: the last report is the whole blob`);
+    t.deepEqual(progress, [...progress].sort((a, b) => a - b), `size ${size}: progress only grows`);
+  }
+});
+
+test('11.10(a) verify compares with the record: another SHA-256, another size or another study is an INTEGRITY_FAILURE naming it', async (t) => {
+  const { store } = await fixture();
+  const stored = await put(store, plaintext(3 * SEGMENT_SIZE + 9, 40));
+  await assertVerifyFails(t, store, { ...stored, sha256: '0'.repeat(64) }, new RegExp(`hashes to SHA-256 ${stored.sha256}; the record says 0{64}`));
+  await assertVerifyFails(t, store, { ...stored, size: stored.size + 1 }, /bytes long/);
+  const error = await verifyError(store, stored, OTHER_STUDY);
+  t.true(isVellumError(error, 'INTEGRITY_FAILURE'));
+  t.regex((error as Error).message, /belongs to another blob/);
+});
+
+// --- digests sent with the upload --------------------------------------------------
+
+test('DESIGN 2 an upload whose bytes do not match the expected SHA-256 fails with DIGEST_MISMATCH and leaves nothing in blobs/ or tmp/', async (t) => {
+  const { dir, store } = await fixture();
+  const plain = plaintext(3 * SEGMENT_SIZE + 17, 41);
+  const digest = createHash('sha256').update(plain).digest('hex');
+  const wrong = createHash('sha256').update('something else').digest('hex');
+  const error = await t.throwsAsync(store.write(STUDY, source(plain), 64 * MiB, { expectedSha256: wrong }));
+  t.true(isVellumError(error, 'DIGEST_MISMATCH'), String(error));
+  t.regex((error as Error).message, new RegExp(digest));
+  t.deepEqual(await filesUnder(join(dir, 'blobs')), []);
+  t.deepEqual(await filesUnder(join(dir, 'tmp')), []);
+
+  const stored = await store.write(STUDY, source(plain), 64 * MiB, { expectedSha256: digest });
+  t.is(stored.sha256, digest);
+  t.true((await readAll(store, ref(stored))).yielded.equals(plain));
+});
+
+test('an expected SHA-256 that is not 64 lowercase hex digits is refused before anything is read or stored', async (t) => {
+  const { dir, store, keys } = await fixture();
+  const plain = plaintext(100, 42);
+  const digest = createHash('sha256').update(plain).digest('hex');
+  for (const bad of [digest.toUpperCase(), digest.slice(1), `${digest}0`, '', 'z'.repeat(64)]) {
+    const error = await t.throwsAsync(store.write(STUDY, source(plain), 64 * MiB, { expectedSha256: bad }));
+    t.true(isVellumError(error, 'BAD_REQUEST'), `${JSON.stringify(bad)}: ${String(error)}`);
+  }
+  t.is(keys.newDataKeyCalls, 0, 'no data key was made');
+  t.deepEqual(await filesUnder(dir), []);
+});
+
+// --- listing and leftovers -------------------------------------------------------
+
+test('list() yields every blob written and nothing else found under blobs/', async (t) => {
+  const { dir, store } = await fixture();
+  const written = [];
+  for (let i = 0; i < 12; i++) written.push((await put(store, plaintext(i * 1000, i))).blobId);
+  const removed = written.pop()!;
+  await store.remove(removed);
+  // Things that are not blobs: ignored, not removed.
+  await writeFile(join(dir, 'blobs', 'README'), 'not a blob');
+  const folder = join(dir, 'blobs', written[0]!.slice(0, 2));
+  await writeFile(join(folder, `${written[0]}.part`), 'x');
+  await writeFile(join(folder, 'notes.txt'), 'x');
+  const misplaced = `${written[0]!.slice(0, 2) === 'ff' ? 'ee' : 'ff'}${'0'.repeat(30)}`;
+  await writeFile(join(folder, misplaced), 'in the wrong folder');
+  const listed: string[] = [];
+  for await (const blobId of store.list()) listed.push(blobId);
+  t.deepEqual(listed.sort(), [...written].sort());
+});
+
+test('DESIGN 2 sweepTemporary removes what a crashed upload left in tmp/ and leaves uploads in progress alone', async (t) => {
+  const { dir, store } = await fixture();
+  const tmp = join(dir, 'tmp');
+  await writeFile(join(tmp, `${'a'.repeat(32)}.part`), 'half an upload');
+  await writeFile(join(tmp, 'stray'), 'x');
+  // An upload in progress: its source waits until released.
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => (release = resolve));
+  const plain = plaintext(2 * SEGMENT_SIZE + 5, 43);
+  async function* slow() {
+    yield plain.subarray(0, SEGMENT_SIZE + 1);
+    await gate;
+    yield plain.subarray(SEGMENT_SIZE + 1);
+  }
+  const upload = store.write(STUDY, Readable.from(slow(), { objectMode: false }), 64 * MiB);
+  let inProgress: string[] = [];
+  for (let i = 0; i < 200 && inProgress.length < 3; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    inProgress = await readdir(tmp);
+  }
+  t.is(inProgress.length, 3, 'the upload has its temporary file');
+
+  const removed = await store.sweepTemporary();
+  t.deepEqual(removed, [`${'a'.repeat(32)}.part`, 'stray']);
+  const left = await readdir(tmp);
+  t.is(left.length, 1);
+  t.regex(left[0]!, /^[0-9a-f]{32}\.part$/);
+
+  release();
+  const stored = await upload;
+  t.true((await readAll(store, ref(stored))).yielded.equals(plain), 'the upload in progress completed intact');
+  t.deepEqual(await readdir(tmp), []);
+  t.deepEqual(await store.sweepTemporary(), []);
+});
+
+// --- key slots (with the fake key vault; SoftHSM in blob-rotation.test.ts) -------------
+
+test('rewrap writes the other slot each time (A, B, A...), keeping the newest working key, and shred zeroes both', async (t) => {
+  const { dir, store, keys } = await fixture();
+  const plain = plaintext(SEGMENT_SIZE + 3, 44);
+  const stored = await put(store, plain);
+  const path = blobPath(dir, stored.blobId);
+  const slots = async () => {
+    const file = await readFile(path);
+    const at = await slotsStart(path);
+    return [file.subarray(at, at + KEY_SLOT_SIZE), file.subarray(at + KEY_SLOT_SIZE, at + 2 * KEY_SLOT_SIZE)].map((slot) =>
+      slot.every((b) => b === 0) ? 0 : slot.readUInt32BE(1));
+  };
+  t.deepEqual(await slots(), [1, 0], 'a new blob: slot A under v1, slot B empty');
+  for (const [version, expected] of [[2, [1, 2]], [3, [3, 2]], [4, [3, 4]]] as const) {
+    keys.rotate(STUDY);
+    t.deepEqual(await store.rewrap(ref(stored), version), { kekVersion: version, changed: true });
+    t.deepEqual(await slots(), expected, `after the re-wrap to v${version}`);
+    t.is(await store.keyVersion(ref(stored)), version);
+    t.true((await readAll(store, ref(stored))).yielded.equals(plain));
+  }
+  await t.throwsAsync(store.rewrap(ref(stored), 3), { code: 'BAD_REQUEST' }, 'no going back to an older version');
+  await t.throwsAsync(store.rewrap(ref(stored), 9), { code: 'NOT_FOUND' }, 'a version that does not exist');
+  t.deepEqual(await slots(), [3, 4], 'refused re-wraps changed nothing');
+
+  await store.shred(ref(stored));
+  t.deepEqual(await slots(), [0, 0]);
+  t.is(keys.forgotten.length, 2, 'both wrapped keys were dropped from the key cache');
+  await t.notThrowsAsync(store.shred(ref(stored)), 'shredding twice is harmless');
+  assertFailedWithPrefix(t, await readAll(store, ref(stored)), plain, 0, 'CONTENT_SHREDDED');
+  await assertVerifyFails(t, store, stored, /shredded/, 'CONTENT_SHREDDED');
+  await t.throwsAsync(store.keyVersion(ref(stored)), { code: 'CONTENT_SHREDDED' });
+  await t.throwsAsync(store.rewrap(ref(stored), 4), { code: 'CONTENT_SHREDDED' });
+});
+
+test('a re-wrap racing a shred never brings the data key back', async (t) => {
+  const { store, keys } = await fixture();
+  keys.rotate(STUDY);
+  const blobs = await Promise.all(Array.from({ length: 20 }, (_, i) => put(store, plaintext(1000, 200 + i))));
+  await Promise.allSettled(blobs.flatMap((blob, i) => (i % 2 === 0
+    ? [store.rewrap(ref(blob), 2), store.shred(ref(blob))]
+    : [store.shred(ref(blob)), store.rewrap(ref(blob), 2)])));
+  for (const blob of blobs) {
+    await t.throwsAsync(store.keyVersion(ref(blob)), { code: 'CONTENT_SHREDDED' });
+  }
+});
+
+test('a blob with one damaged key slot and no other is INTEGRITY_FAILURE, not CONTENT_SHREDDED; a missing file cannot be shredded or re-wrapped', async (t) => {
+  const { dir, store } = await fixture();
+  const plain = plaintext(500, 45);
+  const stored = await put(store, plain);
+  const path = blobPath(dir, stored.blobId);
+  const fd = await open(path, 'r+');
+  await fd.write(Buffer.from([0xff]), 0, 1, (await slotsStart(path)) + 100);
+  await fd.close();
+  const result = await readAll(store, ref(stored));
+  assertFailedWithPrefix(t, result, plain, 0);
+  t.regex((result.error as Error).message, /slot A invalid: its checksum does not match.*slot B empty/);
+  await assertVerifyFails(t, store, stored, /no usable key slot/);
+  await store.shred(ref(stored));
+  assertFailedWithPrefix(t, await readAll(store, ref(stored)), plain, 0, 'CONTENT_SHREDDED');
+
+  await store.remove(stored.blobId);
+  await t.throwsAsync(store.shred(ref(stored)), { code: 'INTEGRITY_FAILURE' });
+  await t.throwsAsync(store.rewrap(ref(stored), 1), { code: 'INTEGRITY_FAILURE' });
+  await t.throwsAsync(store.keyVersion(ref(stored)), { code: 'INTEGRITY_FAILURE' });
+});
+
+test.serial('a read abandoned midway closes its file, and a finished one too (no descriptor is leaked)', async (t) => {
+  const { store } = await fixture();
+  const stored = await put(store, plaintext(40 * SEGMENT_SIZE, 46));
+  const openFiles = async () => (await readdir('/proc/self/fd')).length;
+  const settle = () => new Promise((resolve) => setTimeout(resolve, 50));
+  await settle();
+  const before = await openFiles();
+  for (let i = 0; i < 20; i++) {
+    const stream = await store.read(ref(stored));
+    for await (const chunk of stream) {
+      t.true((chunk as Buffer).length > 0);
+      break; // leaves the loop: the stream is destroyed with reads ahead in flight
+    }
+  }
+  for (let i = 0; i < 5; i++) await readAll(store, ref(stored));
+  await settle();
+  t.is(await openFiles(), before);
 });

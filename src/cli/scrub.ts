@@ -1,0 +1,103 @@
+// `vellum scrub`: re-verify every blob (stored file content) on the running
+// appliance (through its REST API; Administrators only), follow it with a
+// progress bar and report what is damaged. Exit status 0 when all is intact,
+// 3 when damage was found, 1 when the scrub could not run.
+
+import { ApiFailure, CONNECTION_FLAGS, CONNECTION_HELP, connect, type ApiClient } from './api-client.ts';
+import { CommandFailure, type Command } from './command.ts';
+import { elapsed, follow, formatBytes, progressBar } from './progress.ts';
+
+/** What GET /api/v1/scrub answers in `scrub` (docs/api.md). */
+interface Scrub {
+  readonly state: 'running' | 'done' | 'failed';
+  readonly trigger: 'request' | 'schedule';
+  readonly startedAt: string;
+  readonly finishedAt?: string;
+  readonly blobsTotal: number;
+  readonly blobsDone: number;
+  readonly bytesTotal: number;
+  readonly bytesDone: number;
+  readonly damaged: readonly {
+    readonly blobId: string;
+    readonly study: string;
+    readonly code: string;
+    readonly detail: string;
+    readonly versions: readonly { readonly nodeId: string; readonly number: number; readonly path: string }[];
+  }[];
+  readonly error?: string;
+}
+
+export const EXIT_DAMAGE_FOUND = 3;
+
+async function current(client: ApiClient): Promise<Scrub> {
+  const { body } = await client.call<{ scrub: Scrub | null }>('GET', '/scrub');
+  if (body.scrub === null) throw new CommandFailure('The appliance no longer knows the scrub (was it restarted?). Run vellum scrub again.');
+  return body.scrub;
+}
+
+/** Starts a scrub, or finds the one already running. */
+async function startOrAttach(client: ApiClient, reason: string | undefined): Promise<Scrub> {
+  try {
+    const { body } = await client.call<Scrub>('POST', '/scrub', reason === undefined ? {} : { reason });
+    console.log(`Scrub started: ${body.blobsTotal} blobs, ${formatBytes(body.bytesTotal)} to verify.`);
+    return body;
+  } catch (e) {
+    if (!(e instanceof ApiFailure && e.code === 'JOB_RUNNING')) throw e;
+    const running = await current(client);
+    console.log(`A scrub is already running (${running.trigger === 'schedule' ? 'scheduled' : 'requested'}, started ${running.startedAt}); following it.`);
+    return running;
+  }
+}
+
+function report(scrub: Scrub): string {
+  const lines = [`Scrub ${scrub.state}: ${scrub.blobsDone} of ${scrub.blobsTotal} blobs, ${formatBytes(scrub.bytesDone)} verified in ${elapsed(scrub.startedAt, scrub.finishedAt)}.`];
+  if (scrub.error) lines.push(`Error: ${scrub.error}`);
+  if (scrub.damaged.length === 0) {
+    if (scrub.state === 'done') lines.push('No damage found.');
+    return lines.join('\n');
+  }
+  lines.push(`DAMAGE FOUND in ${scrub.damaged.length} blob${scrub.damaged.length === 1 ? '' : 's'} (each is an integrity alert in the audit trail):`);
+  for (const blob of scrub.damaged) {
+    lines.push(`  Blob ${blob.blobId} of study ${blob.study}: ${blob.code}`);
+    lines.push(`    ${blob.detail}`);
+    if (blob.versions.length === 0) lines.push('    No file version refers to it.');
+    for (const version of blob.versions) lines.push(`    ${version.path} v${version.number} (node ${version.nodeId})`);
+  }
+  return lines.join('\n');
+}
+
+export const scrubCommand: Command = {
+  name: 'scrub',
+  summary: 'Re-verify every stored file version and report damage (Administrators).',
+  flags: {
+    ...CONNECTION_FLAGS,
+    reason: { type: 'string', help: 'Reason, recorded in the audit trail.', placeholder: 'TEXT' },
+  },
+  details: [
+    CONNECTION_HELP,
+    '',
+    'Starts a scrub, or follows the one already running, with a progress bar (on stderr), then',
+    'reports every damaged blob (encrypted stored content) with the files and versions it holds.',
+    `Exit status: 0 when everything verified, ${EXIT_DAMAGE_FOUND} when damage was found, 1 when the scrub could not run.`,
+    '',
+    'Example: vellum scrub --config /etc/vellum/vellum.json --user ada',
+  ].join('\n'),
+  async run(flags) {
+    const client = await connect(flags);
+    const started = await startOrAttach(client, typeof flags.reason === 'string' ? flags.reason : undefined);
+    const final = await follow(
+      () => current(client),
+      (scrub) => ({
+        running: scrub.startedAt === started.startedAt && scrub.state === 'running',
+        done: scrub.bytesDone,
+        total: scrub.bytesTotal,
+        detail: `${formatBytes(scrub.bytesDone)} of ${formatBytes(scrub.bytesTotal)}, ${scrub.blobsDone}/${scrub.blobsTotal} blobs`,
+      }),
+      progressBar(process.stderr),
+    );
+    if (final.startedAt !== started.startedAt) throw new CommandFailure('The scrub ended and another has started since; its report is lost to this run. Run vellum scrub again.');
+    console.log(report(final));
+    if (final.damaged.length > 0) return EXIT_DAMAGE_FOUND;
+    return final.state === 'done' ? 0 : 1;
+  },
+};

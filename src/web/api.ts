@@ -7,6 +7,7 @@
 
 import Router, { type RouterMiddleware } from '@koa/router';
 import type { Context } from 'koa';
+import { once } from 'node:events';
 import type { IncomingMessage } from 'node:http';
 import { pipeline } from 'node:stream/promises';
 import { isStudyId, parseVaultPath, VellumError, type Principal, type RequestOrigin, type VaultPath } from '../kernel/index.ts';
@@ -103,6 +104,9 @@ export function createApi(options: ApiOptions): RouterMiddleware {
       Digest: `sha-256=${Buffer.from(version.sha256, 'hex').toString('base64')}`,
     };
     const body = ctx.method === 'HEAD' ? null : await file.read();
+    // Wait for the first authenticated bytes before the status line: damage at the
+    // start is then a 500 with a message, not a cut connection (as WebDAV GET does).
+    if (body !== null) await once(body, 'readable');
     ctx.respond = false;
     ctx.res.writeHead(200, headers);
     if (body === null) {
@@ -112,8 +116,8 @@ export function createApi(options: ApiOptions): RouterMiddleware {
     try {
       await pipeline(body, ctx.res);
     } catch {
-      // An integrity failure mid-stream (audited by the session, logged through Koa's error event)
-      // or a client that went away: the connection is cut, so the client sees a short body.
+      // An integrity failure further on (audited by the session, logged through Koa's error
+      // event) or a client that went away: the connection is cut, so the client sees a short body.
       ctx.res.destroy();
     }
     return null;

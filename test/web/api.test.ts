@@ -285,7 +285,7 @@ test.serial('scrub: Administrators only; a scrub of intact storage is clean', as
 
 test.serial('11.10(a) scrub: a damaged blob is reported with the versions and paths it holds, and raises an integrity alert', async (t) => {
   const id = await idOf('/Regulatory/protocol (final).pdf');
-  const versions = (await api(running, `${nodes}/${id}/versions`)).json.versions as { number: number; blobId: string }[];
+  const versions = (await api(running, `${nodes}/${id}/versions`)).json.versions as { number: number; blobId: string; size: number }[];
   // v1's content is shared by v3 (the restore of v1).
   const blobId = versions[0]!.blobId;
   t.is(versions[2]!.blobId, blobId);
@@ -308,10 +308,18 @@ test.serial('11.10(a) scrub: a damaged blob is reported with the versions and pa
   t.truthy(alert, 'the audit trail has an integrity alert');
   t.is(alert?.object.study, STUDY);
 
-  // A download of the damaged version is cut off rather than served.
-  const cut = await api(running, `${nodes}/${id}/versions/1/content`).then((reply) => reply.body.length, () => -1);
-  t.not(cut, 'Protocol, version one\n'.length, 'no complete body for damaged content');
-  t.true(running.logs.some((line) => /stopped.*INTEGRITY_FAILURE|stopped.*integrity check/.test(line)), 'the cut is logged');
+  // Damage at the start of the content is found before the status line: a 500 with a message.
+  isError(t, await api(running, `${nodes}/${id}/versions/1/content`), 500, 'INTEGRITY_FAILURE', /failed its integrity check/);
+  t.true(running.logs.some((line) => /^api: GET .*INTEGRITY_FAILURE/.test(line)), 'the failure is logged');
+
+  // Damage further on (here in the second MiB of a file) is found after the status line: the connection is cut.
+  const big = Buffer.alloc(1_500_000, 3);
+  await putVersions(running, '/Archive/big.bin', [big]);
+  const bigId = await idOf('/Archive/big.bin');
+  await damageBlob(running, (await api(running, `${nodes}/${bigId}/versions`)).json.versions[0].blobId);
+  const cut = await api(running, `${nodes}/${bigId}/versions/1/content`).then((reply) => `${reply.status}, ${reply.body.length} bytes`, (e: Error) => e.message);
+  t.is(cut, 'aborted', 'the client sees the connection cut, not a complete body');
+  await poll(async () => running.logs.some((line) => /^web: GET .* stopped: .*Segment \d+ failed authentication/.test(line)), (logged) => logged, 5000);
 });
 
 test.serial('bad requests get a JSON 4xx: malformed JSON, wrong content type, unknown fields, an oversized body', async (t) => {

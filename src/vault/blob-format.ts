@@ -257,13 +257,6 @@ export function segmentPlainLength(size: number, index: number): number {
   return Math.min(SEGMENT_SIZE, size - index * SEGMENT_SIZE);
 }
 
-export function encryptSegment(key: Buffer, prefix: Buffer, digest: Buffer, index: number, last: boolean, plain: Buffer): Buffer {
-  const cipher = createCipheriv('aes-256-gcm', key, nonceFor(prefix, index));
-  cipher.setAAD(aadFor(digest, index, last));
-  const out = Buffer.concat([cipher.update(plain), cipher.final(), cipher.getAuthTag()]);
-  return out;
-}
-
 /** Decrypts and authenticates one segment; never returns unauthenticated bytes. */
 export function decryptSegment(key: Buffer, prefix: Buffer, digest: Buffer, index: number, last: boolean, sealed: Buffer): Buffer {
   if (sealed.length < TAG_SIZE) throw new VellumError('INTEGRITY_FAILURE', `Segment ${index} is truncated.`);
@@ -282,17 +275,19 @@ export function decryptSegment(key: Buffer, prefix: Buffer, digest: Buffer, inde
 
 /**
  * Turns plaintext into sealed segments, after the given prologue (header and
- * key slots). Holds back one full segment until it knows whether more data
- * follows, because the last-flag is part of the AAD. Also counts bytes and
- * computes the plaintext SHA-256 on the way through.
+ * key slots). Plaintext is gathered in one reused segment-sized buffer; a full
+ * segment is sealed only when more data arrives, because the last-flag is part
+ * of the AAD. Each sealed segment goes out as its ciphertext and its tag (two
+ * chunks, no concatenation). Also counts bytes and computes the plaintext
+ * SHA-256 on the way through.
  */
 export class SegmentEncryptor extends Transform {
   readonly #key: Buffer;
   readonly #prefix: Buffer;
   readonly #digest: Buffer;
   readonly #hash = createHash('sha256');
-  #pending: Buffer[] = [];
-  #pendingBytes = 0;
+  readonly #stage = Buffer.allocUnsafe(SEGMENT_SIZE);
+  #staged = 0;
   #index = 0;
   #size = 0;
   #sha256: string | null = null;
@@ -318,29 +313,33 @@ export class SegmentEncryptor extends Transform {
   override _transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
     this.#hash.update(chunk);
     this.#size += chunk.length;
-    this.#pending.push(chunk);
-    this.#pendingBytes += chunk.length;
-    if (this.#pendingBytes > SEGMENT_SIZE) {
-      let buffered = Buffer.concat(this.#pending, this.#pendingBytes);
-      // Strictly more than one segment buffered: the first one is not the last.
-      while (buffered.length > SEGMENT_SIZE) {
-        this.push(this.#seal(buffered.subarray(0, SEGMENT_SIZE), false));
-        buffered = buffered.subarray(SEGMENT_SIZE);
-      }
-      this.#pending = [buffered];
-      this.#pendingBytes = buffered.length;
+    let at = 0;
+    while (at < chunk.length) {
+      // A full segment with more data after it: it is not the last.
+      if (this.#staged === SEGMENT_SIZE) this.#seal(false);
+      const n = Math.min(SEGMENT_SIZE - this.#staged, chunk.length - at);
+      chunk.copy(this.#stage, this.#staged, at, at + n);
+      this.#staged += n;
+      at += n;
     }
     done();
   }
 
   override _flush(done: TransformCallback): void {
-    this.push(this.#seal(Buffer.concat(this.#pending, this.#pendingBytes), true));
-    this.#pending = [];
+    this.#seal(true);
+    this.#stage.fill(0);
     this.#sha256 = this.#hash.digest('hex');
     done();
   }
 
-  #seal(plain: Buffer, last: boolean): Buffer {
-    return encryptSegment(this.#key, this.#prefix, this.#digest, this.#index++, last, plain);
+  #seal(last: boolean): void {
+    const index = this.#index++;
+    const cipher = createCipheriv('aes-256-gcm', this.#key, nonceFor(this.#prefix, index));
+    cipher.setAAD(aadFor(this.#digest, index, last));
+    const sealed = cipher.update(this.#stage.subarray(0, this.#staged));
+    cipher.final();
+    if (sealed.length > 0) this.push(sealed);
+    this.push(cipher.getAuthTag());
+    this.#staged = 0;
   }
 }

@@ -49,17 +49,7 @@ const LOOPBACK = (host: string) => host === 'localhost' || host === '::1' || /^1
 
 export interface ApiClient {
   /** The JSON answer of a 2xx; anything else throws CommandFailure with the server's message and code. */
-  call<T>(method: 'GET' | 'POST', path: string, options?: { reason?: string }): Promise<{ status: number; body: T }>;
-}
-
-/** An error the API answered with: its status, code and message. */
-export class ApiFailure extends CommandFailure {
-  readonly status: number;
-
-  constructor(status: number, message: string, code?: string) {
-    super(message, code);
-    this.status = status;
-  }
+  call<T>(method: 'GET' | 'POST', path: string, options?: { reason?: string }): Promise<T>;
 }
 
 export async function connect(flags: ParsedFlags): Promise<ApiClient> {
@@ -79,10 +69,10 @@ export async function connect(flags: ParsedFlags): Promise<ApiClient> {
       } catch {
         throw new CommandFailure(`${target.base.origin} answered ${reply.status} without JSON; is that a Vellum appliance?`);
       }
-      if (reply.status >= 200 && reply.status < 300) return { status: reply.status, body: body as never };
+      if (reply.status >= 200 && reply.status < 300) return body as never;
       const error = (body as { error?: { code?: unknown; message?: unknown } }).error;
       const message = typeof error?.message === 'string' ? error.message : `The server answered ${reply.status}.`;
-      throw new ApiFailure(reply.status, message, typeof error?.code === 'string' ? error.code : undefined);
+      throw new CommandFailure(message, typeof error?.code === 'string' ? error.code : undefined);
     },
   };
 }

@@ -65,8 +65,8 @@ export const keysCommands: CommandGroup = {
       async run(flags) {
         const study = studyOf(flags);
         const client = await connect(flags);
-        const { body } = await client.call<KeyStatus>('GET', keysPath(study));
-        console.log(flags.json ? JSON.stringify(body, null, 2) : describeKeys(body));
+        const status = await client.call<KeyStatus>('GET', keysPath(study));
+        console.log(flags.json ? JSON.stringify(status, null, 2) : describeKeys(status));
         return 0;
       },
     },
@@ -91,14 +91,14 @@ export const keysCommands: CommandGroup = {
         const study = studyOf(flags);
         const client = await connect(flags);
         const reason = typeof flags.reason === 'string' ? flags.reason : undefined;
-        const { body: started } = await client.call<Rotation>('POST', `${keysPath(study)}/rotate`, reason === undefined ? {} : { reason });
+        const started = await client.call<Rotation>('POST', `${keysPath(study)}/rotate`, { reason });
         console.log(`Key rotation of study ${study} started: v${started.fromVersion} -> v${started.toVersion}, ${started.blobsTotal} data keys to re-wrap.`);
         if (flags['no-wait']) {
           console.log(`Follow it with: vellum keys status --study ${study}`);
           return 0;
         }
         const final = await follow(
-          async () => (await client.call<KeyStatus>('GET', keysPath(study))).body,
+          () => client.call<KeyStatus>('GET', keysPath(study)),
           (status) => {
             const rotation = status.rotation?.toVersion === started.toVersion ? status.rotation : null;
             return {

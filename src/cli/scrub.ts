@@ -3,7 +3,7 @@
 // progress bar and report what is damaged. Exit status 0 when all is intact,
 // 3 when damage was found, 1 when the scrub could not run.
 
-import { ApiFailure, CONNECTION_FLAGS, CONNECTION_HELP, connect, type ApiClient } from './api-client.ts';
+import { CONNECTION_FLAGS, CONNECTION_HELP, connect, type ApiClient } from './api-client.ts';
 import { CommandFailure, type Command } from './command.ts';
 import { elapsed, follow, formatBytes, progressBar } from './progress.ts';
 
@@ -27,22 +27,22 @@ interface Scrub {
   readonly error?: string;
 }
 
-export const EXIT_DAMAGE_FOUND = 3;
+const EXIT_DAMAGE_FOUND = 3;
 
 async function current(client: ApiClient): Promise<Scrub> {
-  const { body } = await client.call<{ scrub: Scrub | null }>('GET', '/scrub');
-  if (body.scrub === null) throw new CommandFailure('The appliance no longer knows the scrub (was it restarted?). Run vellum scrub again.');
-  return body.scrub;
+  const { scrub } = await client.call<{ scrub: Scrub | null }>('GET', '/scrub');
+  if (scrub === null) throw new CommandFailure('The appliance no longer knows the scrub (was it restarted?). Run vellum scrub again.');
+  return scrub;
 }
 
 /** Starts a scrub, or finds the one already running. */
 async function startOrAttach(client: ApiClient, reason: string | undefined): Promise<Scrub> {
   try {
-    const { body } = await client.call<Scrub>('POST', '/scrub', reason === undefined ? {} : { reason });
-    console.log(`Scrub started: ${body.blobsTotal} blobs, ${formatBytes(body.bytesTotal)} to verify.`);
-    return body;
+    const started = await client.call<Scrub>('POST', '/scrub', { reason });
+    console.log(`Scrub started: ${started.blobsTotal} blobs, ${formatBytes(started.bytesTotal)} to verify.`);
+    return started;
   } catch (e) {
-    if (!(e instanceof ApiFailure && e.code === 'JOB_RUNNING')) throw e;
+    if (!(e instanceof CommandFailure && e.code === 'JOB_RUNNING')) throw e;
     const running = await current(client);
     console.log(`A scrub is already running (${running.trigger === 'schedule' ? 'scheduled' : 'requested'}, started ${running.startedAt}); following it.`);
     return running;

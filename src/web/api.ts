@@ -22,10 +22,10 @@ export interface ApiOptions {
 }
 
 /** Everything under this path is the API's: unknown routes get a JSON 404, not the web app's. */
-export const API_ROOT = '/api';
-export const API_V1 = `${API_ROOT}/v1`;
+const API_ROOT = '/api';
+const API_V1 = `${API_ROOT}/v1`;
 /** Largest JSON request body. */
-export const MAX_JSON_BYTES = 64 * 1024;
+const MAX_JSON_BYTES = 64 * 1024;
 const MAX_REASON = 1000;
 /**
  * How API requests are named in the audit trail. The kernel's RequestOrigin

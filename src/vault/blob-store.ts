@@ -120,6 +120,8 @@ export function newBlobId(): string {
 /** Segments read per positioned read (512 KiB of ciphertext; a read holds two such buffers). */
 const BATCH_SEGMENTS = 8;
 const SHA256_HEX = /^[0-9a-f]{64}$/;
+/** Bytes read at once from the start of a blob: more than preamble, header and key slots take. */
+const PROLOGUE_GUESS = 4096;
 
 /** A blob file opened and its header and key slots read and checked against the reference. */
 interface OpenedBlob {
@@ -163,14 +165,19 @@ export async function openBlobStore(dataDir: string, keys: KeyVault): Promise<Bl
     });
     try {
       const { size: fileSize } = await handle.stat();
-      const preamble = await readAt(handle, 0, PREAMBLE_BYTES, 'The blob is shorter than its preamble.');
-      const json = await readAt(handle, PREAMBLE_BYTES, headerLength(preamble), 'The blob is shorter than its header.');
+      // One read fetches the preamble, the header and both key slots of any usual blob.
+      const head = Buffer.alloc(Math.min(fileSize, PROLOGUE_GUESS));
+      const { bytesRead } = await handle.read(head, 0, head.length, 0);
+      const at = async (position: number, length: number, short: string): Promise<Buffer> =>
+        position + length <= bytesRead ? head.subarray(position, position + length) : readAt(handle, position, length, short);
+      const preamble = await at(0, PREAMBLE_BYTES, 'The blob is shorter than its preamble.');
+      const json = await at(PREAMBLE_BYTES, headerLength(preamble), 'The blob is shorter than its header.');
       const header = decodeHeader(preamble, json);
       if (header.header.blobId !== blob.blobId || header.header.study !== blob.study) {
         throw new VellumError('INTEGRITY_FAILURE',
           `The header of blob ${blob.blobId} belongs to another blob (it names blob ${header.header.blobId} of study ${header.header.study}).`);
       }
-      const slotBytes = await readAt(handle, header.slotsStart, 2 * KEY_SLOT_SIZE, 'The blob is shorter than its key slots.');
+      const slotBytes = await at(header.slotsStart, 2 * KEY_SLOT_SIZE, 'The blob is shorter than its key slots.');
       return { handle, header, slots: decodeKeySlots(slotBytes), fileSize };
     } catch (e) {
       await handle.close().catch(() => undefined);

@@ -742,3 +742,12 @@ test.serial('a read abandoned midway closes its file, and a finished one too (no
   await settle();
   t.is(await openFiles(), before);
 });
+
+test('a range that runs past the end is cut at the last byte', async (t) => {
+  const { store } = await fixture();
+  const plain = plaintext(SEGMENT_SIZE + 10, 47);
+  const stored = await put(store, plain);
+  const { yielded, error } = await readAll(store, ref(stored), { start: SEGMENT_SIZE, end: SEGMENT_SIZE + 1000 });
+  t.is(error, undefined);
+  t.true(yielded.equals(plain.subarray(SEGMENT_SIZE)));
+});

@@ -237,7 +237,13 @@ export async function openBlobStore(dataDir: string, keys: KeyVault): Promise<Bl
       const blobId = newBlobId();
       const dataKey = await keys.newDataKey(study);
       const header = encodeHeader({ blobId, study, cipher: 'AES-256-GCM', segmentSize: SEGMENT_SIZE, noncePrefix: newNoncePrefix().toString('base64') });
-      const slotA = encodeKeySlot({ kekVersion: dataKey.wrapped.kekVersion, mechanism: dataKey.wrapped.mechanism, wrapped: dataKey.wrapped.wrapped });
+      let slotA: Buffer;
+      try {
+        slotA = encodeKeySlot({ kekVersion: dataKey.wrapped.kekVersion, mechanism: dataKey.wrapped.mechanism, wrapped: dataKey.wrapped.wrapped });
+      } catch (e) {
+        dataKey.key.fill(0);
+        throw new VellumError('INTERNAL', 'The wrapped data key does not fit a key slot.', { cause: e });
+      }
       const encryptor = new SegmentEncryptor(dataKey.key, header, [slotA, EMPTY_SLOT]);
       const name = `${blobId}.part`;
       const temp = join(tmpDir, name);

@@ -4,8 +4,10 @@
 
 import test from 'ava';
 import { createHash } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { PEOPLE } from '../env/index.ts';
-import { send, startRunning, STUDY, type Running } from '../support/appliance.ts';
+import { run, send, startRunning, STUDY, type Running } from '../support/appliance.ts';
 import { api, auditSince, damageBlob, poll, putVersions, type JsonReply } from './api-helpers.ts';
 
 let running: Running;
@@ -332,6 +334,15 @@ test.serial('bad requests get a JSON 4xx: malformed JSON, wrong content type, un
   isError(t, await api(running, restore, { method: 'POST', body: 'reason=x', headers: { 'Content-Type': 'application/x-www-form-urlencoded' } }), 415, 'UNSUPPORTED_MEDIA_TYPE');
   isError(t, await api(running, restore, { method: 'POST', body: '{}', headers: { 'Content-Type': 'application/json; charset=latin1' } }), 415, 'UNSUPPORTED_MEDIA_TYPE');
   isError(t, await api(running, restore, { method: 'POST', json: { reason: 'x'.repeat(70_000) } }), 413, 'BODY_TOO_LARGE', /65536 bytes/);
+  // Without a Content-Length (chunked), the limit holds while reading.
+  const body = join(running.env.dir, 'large.json');
+  await writeFile(body, JSON.stringify({ reason: 'x'.repeat(200_000) }));
+  const chunked = await run('curl', [
+    '-sS', '--cacert', join(running.dataDir, 'tls', 'self-signed.crt'), '-u', `sam:${PEOPLE.sam.password}`,
+    '-H', 'Content-Type: application/json', '-H', 'Transfer-Encoding: chunked', '--data-binary', `@${body}`,
+    '-w', '\n%{http_code}', `${running.https}/api/v1${restore}`,
+  ]).then((result) => result.stdout, (e: { stdout?: string }) => e.stdout ?? '');
+  t.regex(chunked, /"code":"BODY_TOO_LARGE"[\s\S]*\n413$/);
   t.is((await api(running, `${nodes}/${id}/versions`)).json.versions.length, 1, 'nothing was restored');
   // The body is not even read for someone who is not signed in.
   isError(t, await api(running, restore, { method: 'POST', user: null, body: '{"reason": ', headers }), 401, 'AUTH_REQUIRED');

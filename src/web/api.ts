@@ -10,7 +10,7 @@ import type { Context } from 'koa';
 import { once } from 'node:events';
 import type { IncomingMessage } from 'node:http';
 import { pipeline } from 'node:stream/promises';
-import { isStudyId, parseVaultPath, VellumError, type Principal, type RequestOrigin, type VaultPath } from '../kernel/index.ts';
+import { checkName, isStudyId, parseVaultPath, VellumError, type Principal, type RequestOrigin, type VaultPath } from '../kernel/index.ts';
 import { parseBasicAuth, type Authenticator, type Session } from '../session/index.ts';
 import { sendApiError } from './api-errors.ts';
 
@@ -135,7 +135,8 @@ export function createApi(options: ApiOptions): RouterMiddleware {
   post('/studies/:study/trash/:nodeId/restore', ['name'], async ({ session, params, body }) => {
     const name = body.name;
     if (name !== undefined && typeof name !== 'string') throw new VellumError('BAD_REQUEST', 'The field "name" must be a string.');
-    return json(await session.undelete(studyOf(params), params.nodeId!, name === undefined ? {} : { name }));
+    // Names are checked and NFC-normalised at the edge, as WebDAV paths are.
+    return json(await session.undelete(studyOf(params), params.nodeId!, name === undefined ? {} : { name: checkName(name) }));
   });
 
   get('/studies/:study/keys', async ({ session, params }) => json(await session.keyStatus(studyOf(params))));

@@ -190,6 +190,13 @@ test.serial('trash: restoring under a name that is taken again is 409 NAME_TAKEN
   t.is(renamed.json.path, `/${STUDY}/Archive/site-list (old).csv`);
   t.is((await send(running, `/dav/${STUDY}/Archive/site-list%20(old).csv`)).text, 'old list');
   t.is((await send(running, `/dav/${STUDY}/Archive/site-list.csv`)).text, 'new list');
+
+  // A new name is NFC-normalised like a WebDAV path, so WebDAV clients of either form find the file.
+  t.is((await send(running, `/dav/${STUDY}/Archive/site-list%20(old).csv`, { method: 'DELETE' })).status, 204);
+  const nfd = await api(running, `/studies/${STUDY}/trash/${id}/restore`, { method: 'POST', json: { name: 'Zürich list.csv'.normalize('NFD') } });
+  t.is(nfd.status, 200, nfd.text);
+  t.is(nfd.json.name, 'Zürich list.csv'.normalize('NFC'));
+  t.is((await send(running, `/dav/${STUDY}/Archive/${encodeURIComponent('Zürich list.csv'.normalize('NFC'))}`)).text, 'old list');
 });
 
 test.serial('nodes?path= finds a live node by its path in the study; "/" is the study folder', async (t) => {

@@ -1,6 +1,7 @@
 // `vellum serve --config FILE`: run the appliance until SIGINT/SIGTERM.
 
 import { loadConfigFile } from '../config/index.ts';
+import { UsageError } from './args.ts';
 import { DAV_MOUNT, startAppliance } from '../server/index.ts';
 import { consoleLogger, untilSignal } from './process.ts';
 import type { Command } from './command.ts';
@@ -10,7 +11,7 @@ export const serveCommand: Command = {
   summary: 'Run the appliance with a configuration file.',
   flags: { config: { type: 'string', help: 'Configuration file (JSON). See docs/configuration.md.', placeholder: 'FILE' } },
   async run(flags) {
-    if (typeof flags.config !== 'string') throw new Error('serve needs --config FILE.');
+    if (typeof flags.config !== 'string') throw new UsageError('serve needs --config FILE.');
     const config = loadConfigFile(flags.config);
     const appliance = await startAppliance(config, consoleLogger);
     console.log(`WebDAV: ${appliance.httpsUrl}${DAV_MOUNT}/`);

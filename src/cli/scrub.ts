@@ -22,7 +22,7 @@ interface Scrub {
     readonly study: string;
     readonly code: string;
     readonly detail: string;
-    readonly versions: readonly { readonly nodeId: string; readonly number: number; readonly path: string }[];
+    readonly versions: readonly { readonly nodeId: string; readonly number: number; readonly path: string; readonly inTrash: boolean }[];
   }[];
   readonly error?: string;
 }
@@ -61,7 +61,7 @@ function report(scrub: Scrub): string {
     lines.push(`  Blob ${blob.blobId} of study ${blob.study}: ${blob.code}`);
     lines.push(`    ${blob.detail}`);
     if (blob.versions.length === 0) lines.push('    No file version refers to it.');
-    for (const version of blob.versions) lines.push(`    ${version.path} v${version.number} (node ${version.nodeId})`);
+    for (const version of blob.versions) lines.push(`    ${version.path} v${version.number} (node ${version.nodeId}${version.inTrash ? ', in the trash' : ''})`);
   }
   return lines.join('\n');
 }

@@ -18,5 +18,5 @@ export interface Principal {
 export interface RequestOrigin {
   readonly ip: string;
   readonly client: string;
-  readonly protocol: 'webdav' | 'web' | 'cli' | 'system';
+  readonly protocol: 'webdav' | 'web' | 'api' | 'cli' | 'system';
 }

@@ -34,7 +34,7 @@ export interface DamagedBlob {
   readonly code: string;
   readonly detail: string;
   /** The versions whose content is in this blob. */
-  readonly versions: readonly { readonly nodeId: string; readonly number: number; readonly path: string }[];
+  readonly versions: readonly { readonly nodeId: string; readonly number: number; readonly path: string; readonly inTrash: boolean }[];
 }
 
 export interface ScrubStatus {

@@ -30,9 +30,9 @@ export function createScrubber(parts: ScrubParts) {
     for await (const [, version] of tree.versions.entries()) {
       if (!blobIds.has(version.blobId)) continue;
       const node = await tree.nodes.get(version.nodeId);
-      const path = node ? formatVaultPath((await tree.locate(node)).path) : '(unknown)';
+      const location = node ? await tree.locate(node) : null;
       const list = found.get(version.blobId) ?? [];
-      list.push({ nodeId: version.nodeId, number: version.number, path });
+      list.push({ nodeId: version.nodeId, number: version.number, path: location ? formatVaultPath(location.path) : '(unknown)', inTrash: location?.inTrash ?? false });
       found.set(version.blobId, list);
     }
     return found;

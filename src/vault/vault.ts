@@ -407,11 +407,15 @@ export function createVault(parts: VaultParts): Vault {
       return found;
     },
 
-    async undelete(study, nodeId, actor, name) {
-      if (name !== undefined) checkName(name);
+    async undelete(study, nodeId, actor, requestedName) {
+      const name = requestedName === undefined ? undefined : checkName(requestedName);
       return studyLock(study, async () => {
         const node = await tree.nodeInStudy(study, nodeId);
-        if (node.deletedAt === undefined) throw new VellumError('NOT_DELETED', `${node.name} is not deleted.`);
+        if (node.deletedAt === undefined) {
+          const location = await tree.locate(node);
+          if (location.inTrash) throw new VellumError('PARENT_MISSING', `${formatVaultPath(location.path)} was deleted with a folder above it; undo that folder's delete.`);
+          throw new VellumError('NOT_DELETED', `${node.name} is not deleted.`);
+        }
         if (node.parentId === null) throw new VellumError('FORBIDDEN', 'A study root cannot be restored this way.');
         const parent = await tree.nodeInStudy(study, node.parentId);
         const parentLocation = await tree.locate(parent);

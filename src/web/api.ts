@@ -31,7 +31,7 @@ const MAX_REASON = 1000;
  * How API requests are named in the audit trail. The kernel's RequestOrigin
  * has no 'api' protocol yet; until it has, API requests are recorded as 'web'.
  */
-const PROTOCOL: RequestOrigin['protocol'] = 'web';
+const PROTOCOL: RequestOrigin['protocol'] = 'api';
 
 interface Call {
   readonly session: Session;

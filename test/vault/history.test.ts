@@ -95,6 +95,11 @@ test.serial('undo refuses a taken name (restore under another) and a deleted par
   t.is(renamed.path, `/${STUDY}/Regulatory/ib (restored).txt`);
   t.is(await read(at('Regulatory', 'ib (restored).txt')), 'first');
   t.is(await read(at('Regulatory', 'ib.txt')), 'second');
+  // A new name is normalised like every path (NFC), so it can be found again by path.
+  await f.vault.remove(at('Regulatory', 'ib (restored).txt'), ACTOR);
+  const first2 = (await f.vault.trash(STUDY))[0]!;
+  await f.vault.undelete(STUDY, first2.id, ACTOR, 'Zu\u0308rich.txt');
+  t.is(await read(at('Regulatory', 'Z\u00fcrich.txt')), 'first');
   const bad = await t.throwsAsync(f.vault.undelete(STUDY, (await f.vault.stat(at('Regulatory', 'ib.txt'))).id, ACTOR, '../x'));
   t.true(isVellumError(bad));
 
@@ -106,6 +111,15 @@ test.serial('undo refuses a taken name (restore under another) and a deleted par
   const orphaned = await t.throwsAsync(f.vault.undelete(STUDY, a.id, ACTOR));
   t.true(isVellumError(orphaned, 'PARENT_MISSING'));
   t.regex(orphaned!.message, /Old is deleted/);
+
+  // Inside a deleted folder without being deleted itself: the message points at the folder.
+  await f.vault.makeFolder(at('Box'), ACTOR);
+  await write(at('Box', 'b.txt'), 'b');
+  const b = await f.vault.stat(at('Box', 'b.txt'));
+  await f.vault.remove(at('Box'), ACTOR);
+  const inside = await t.throwsAsync(f.vault.undelete(STUDY, b.id, ACTOR));
+  t.true(isVellumError(inside, 'PARENT_MISSING'));
+  t.regex(inside!.message, /folder above it/);
 });
 
 test.serial('deleting a folder tombstones it alone; undoing it brings back everything inside', async (t) => {

@@ -10,7 +10,7 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { v2 as webdav } from 'webdav-server';
 import { formatVaultPath, parseVaultPath, VellumError, type Principal, type RequestOrigin, type VaultPath } from '../kernel/index.ts';
-import { parseBasicAuth, type Authenticator, type Session } from '../session/index.ts';
+import type { Authenticator, Session } from '../session/index.ts';
 
 import { contentTypeFor } from './content-type.ts';
 import { etagOf, VaultFileSystem, type DavUser } from './dav-filesystem.ts';
@@ -60,15 +60,12 @@ export function createDavHandler(options: DavOptions): RequestHandler {
     const rawPath = stripMount(req.url ?? '/', options.mount);
     if (method === 'OPTIONS') return sendOptions(res);
 
-    const credentials = parseBasicAuth(req.headers.authorization);
-    if (credentials === null) throw new VellumError('AUTH_REQUIRED');
-    if (credentials === 'malformed') throw new VellumError('AUTH_FAILED', 'The Authorization header is not valid HTTP Basic.');
     const origin: RequestOrigin = {
       ip: req.socket.remoteAddress ?? 'unknown',
       client: String(req.headers['user-agent'] ?? '').slice(0, 256),
       protocol: 'webdav',
     };
-    const principal = await options.authenticator.authenticate(credentials.login, credentials.password, origin);
+    const principal = await options.authenticator.authenticateBasic(req.headers.authorization, origin);
     const path = parseVaultPath(rawPath);
     const session = options.sessionFor(principal, origin, changeReason(req));
 

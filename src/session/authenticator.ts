@@ -7,12 +7,20 @@
 import { createHmac, randomBytes } from 'node:crypto';
 import type { AuditTrail } from '../audit/index.ts';
 import { isVellumError, VellumError, type Principal, type RequestOrigin } from '../kernel/index.ts';
+import { parseBasicAuth } from './basic-auth.ts';
 
 export interface Authenticator {
   /**
    * @throws VellumError AUTH_FAILED (audited), DIRECTORY_UNAVAILABLE (audited; never a bypass)
    */
   authenticate(login: string, password: string, origin: RequestOrigin): Promise<Principal>;
+  /**
+   * The same for an HTTP `Authorization: Basic` header, for every front end that takes one.
+   * @throws VellumError AUTH_REQUIRED when there is none (not audited: every client's first
+   *   request looks like that), AUTH_FAILED when it is malformed (audited) or wrong (audited),
+   *   DIRECTORY_UNAVAILABLE
+   */
+  authenticateBasic(header: string | undefined, origin: RequestOrigin): Promise<Principal>;
 }
 
 const MAX_CACHED = 10_000;
@@ -26,7 +34,18 @@ export function createAuthenticator(directory: PasswordVerifier, audit: AuditTra
   const cacheKey = randomBytes(32);
   const cache = new Map<string, { principal: Principal; expires: number }>();
 
-  return {
+  const authenticator: Authenticator = {
+    async authenticateBasic(header, origin) {
+      const credentials = parseBasicAuth(header);
+      if (credentials === null) throw new VellumError('AUTH_REQUIRED');
+      if (credentials === 'malformed') {
+        const error = new VellumError('AUTH_FAILED', 'The Authorization header is not valid HTTP Basic.');
+        await audit.record({ action: 'auth.login', outcome: 'denied', ip: origin.ip, client: origin.client, protocol: origin.protocol, detail: `${error.code}: ${error.message}` });
+        throw error;
+      }
+      return authenticator.authenticate(credentials.login, credentials.password, origin);
+    },
+
     async authenticate(login, password, origin) {
       const key = createHmac('sha256', cacheKey).update(login).update('\u0000').update(password).digest('base64');
       const hit = cache.get(key);
@@ -53,4 +72,5 @@ export function createAuthenticator(directory: PasswordVerifier, audit: AuditTra
       }
     },
   };
+  return authenticator;
 }

@@ -11,7 +11,7 @@ import { once } from 'node:events';
 import type { IncomingMessage } from 'node:http';
 import { pipeline } from 'node:stream/promises';
 import { checkName, isStudyId, parseVaultPath, VellumError, type Principal, type RequestOrigin, type VaultPath } from '../kernel/index.ts';
-import { parseBasicAuth, type Authenticator, type Session } from '../session/index.ts';
+import type { Authenticator, Session } from '../session/index.ts';
 import { sendApiError } from './api-errors.ts';
 
 export interface ApiOptions {
@@ -73,11 +73,8 @@ export function createApi(options: ApiOptions): RouterMiddleware {
   const post = (path: string, fields: readonly string[], handler: Handler) => router.post(path, endpoint(fields, handler));
 
   async function authenticate(req: IncomingMessage): Promise<{ principal: Principal; origin: RequestOrigin }> {
-    const credentials = parseBasicAuth(req.headers.authorization);
-    if (credentials === null) throw new VellumError('AUTH_REQUIRED');
-    if (credentials === 'malformed') throw new VellumError('AUTH_FAILED', 'The Authorization header is not valid HTTP Basic.');
     const origin: RequestOrigin = { ip: req.socket.remoteAddress ?? 'unknown', client: String(req.headers['user-agent'] ?? '').slice(0, 256), protocol: PROTOCOL };
-    return { principal: await options.authenticator.authenticate(credentials.login, credentials.password, origin), origin };
+    return { principal: await options.authenticator.authenticateBasic(req.headers.authorization, origin), origin };
   }
 
   get('/studies', async ({ session }) => json((await session.listStudies()).map(({ id, title, createdAt }) => ({ id, title, createdAt }))));

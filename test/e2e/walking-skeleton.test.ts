@@ -110,6 +110,19 @@ test.serial('11.10(d) a wrong password is refused with 401', async (t) => {
   t.regex(reply.headers['www-authenticate'] ?? '', /^Basic realm="Vellum"/);
 });
 
+test.serial('11.10(d) a malformed Authorization header gets 401 and is audited as a refused sign-in, over WebDAV and the API', async (t) => {
+  for (const path of [`/dav/${STUDY}/`, '/api/v1/studies']) {
+    const seq = running.appliance.audit.head().seq;
+    const reply = await send(running, path, { user: null, headers: { Authorization: 'Basic !!!not base64!!!' } });
+    t.is(reply.status, 401, path);
+    const entries = [];
+    for await (const entry of running.appliance.audit.entries(seq + 1)) entries.push(entry);
+    t.is(entries.length, 1, path);
+    t.like(entries[0], { action: 'auth.login', outcome: 'denied' });
+    t.regex(entries[0]!.detail ?? '', /not valid HTTP Basic/);
+  }
+});
+
 test.serial('11.10(d) no credentials get 401 with WWW-Authenticate: Basic', async (t) => {
   const reply = await send(running, `/dav/${STUDY}/protocol.txt`, { user: null });
   t.is(reply.status, 401);

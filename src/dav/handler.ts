@@ -10,7 +10,7 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { v2 as webdav } from 'webdav-server';
 import { formatVaultPath, parseVaultPath, VellumError, type Principal, type RequestOrigin, type VaultPath } from '../kernel/index.ts';
-import type { Authenticator, Session } from '../session/index.ts';
+import { lingerThenDrop, type Authenticator, type Session } from '../session/index.ts';
 
 import { contentTypeFor } from './content-type.ts';
 import { etagOf, VaultFileSystem, type DavUser } from './dav-filesystem.ts';
@@ -187,8 +187,10 @@ export function createDavHandler(options: DavOptions): RequestHandler {
   return (req, res) => {
     handle(req, res).catch((e: unknown) => {
       // A request whose body we did not read: close the connection rather than read it all.
-      if (hasBody(req) && !req.complete) res.setHeader('Connection', 'close');
+      const unread = hasBody(req) && !req.complete;
+      if (unread) res.setHeader('Connection', 'close');
       sendError(res, e, errorOptions);
+      if (unread) lingerThenDrop(req);
     });
   };
 }

@@ -6,3 +6,4 @@
 export { createAuthenticator, type Authenticator, type PasswordVerifier } from './authenticator.ts';
 export { openSession, type Session, type OpenFile, type SessionParts, type SessionOptions } from './session.ts';
 export { parseBasicAuth, type Credentials } from './basic-auth.ts';
+export { lingerThenDrop } from './http-body.ts';

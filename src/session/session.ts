@@ -2,7 +2,7 @@
 // vault, audit. WebDAV and the web UI get the same checks and the same audit
 // entries because they share this code.
 
-import type { Readable } from 'node:stream';
+import { PassThrough, type Readable } from 'node:stream';
 import { decide, decideSystem, type Action } from '../access/index.ts';
 import type { AuditEvent, AuditTrail } from '../audit/index.ts';
 import {
@@ -95,6 +95,23 @@ export interface SessionOptions {
   readonly system?: boolean;
 }
 
+/**
+ * The body as the front end sees it: when a segment fails to authenticate, the
+ * alert is in the audit trail before the error reaches the front end (which
+ * then cuts the response or answers 500).
+ */
+function raisingAlerts(body: Readable, raise: (e: Error) => Promise<void>): Readable {
+  const out = new PassThrough();
+  body.once('error', (e: Error) => {
+    const raised = isVellumError(e, 'INTEGRITY_FAILURE') ? raise(e) : Promise.resolve();
+    void raised.finally(() => out.destroy(e));
+  });
+  // The reader went away (client disconnect): stop reading the blob.
+  out.once('close', () => body.destroy());
+  body.pipe(out);
+  return out;
+}
+
 export function openSession(parts: SessionParts, principal: Principal, origin: RequestOrigin, options: SessionOptions = {}): Session {
   const { vault, audit } = parts;
   const where = { actor: principal, ip: origin.ip, client: origin.client, protocol: origin.protocol };
@@ -170,11 +187,7 @@ export function openSession(parts: SessionParts, principal: Principal, origin: R
           ...where, action: 'file.read', outcome: 'success', roles, object,
           newValue: { version: version.number, ...(range ? { range: `${range.start}-${range.end}` } : {}) },
         });
-        // A segment that fails to authenticate mid-stream stops the body; raise it.
-        body.once('error', (e: Error) => {
-          if (isVellumError(e, 'INTEGRITY_FAILURE')) void integrityAlert(object, e, 'mid-stream');
-        });
-        return body;
+        return raisingAlerts(body, (e) => integrityAlert(object, e, 'while streaming'));
       },
     };
   }

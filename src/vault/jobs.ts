@@ -13,6 +13,9 @@ export interface RotationStatus {
   /** Blobs of the study still wrapped under an older KEK when the job started. */
   readonly blobsTotal: number;
   readonly blobsDone: number;
+  /** Blobs that could not be re-wrapped (shredded, damaged): they stay under their KEK; the first 100 are listed. */
+  readonly blobsSkipped?: number;
+  readonly skipped?: readonly { readonly blobId: string; readonly code: string; readonly detail: string }[];
   readonly error?: string;
 }
 

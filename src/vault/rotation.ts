@@ -8,7 +8,7 @@
 
 import type { AuditTrail } from '../audit/index.ts';
 import type { Database, WriteOp } from '../db/index.ts';
-import { isoTime, VellumError } from '../kernel/index.ts';
+import { isoTime, isVellumError, VellumError } from '../kernel/index.ts';
 import type { BlobStore } from './blob-store.ts';
 import type { KeyStatus, RotationStatus } from './jobs.ts';
 import type { Tree } from './tree.ts';
@@ -22,6 +22,7 @@ export interface StudyKeys {
 }
 
 const BATCH = 100;
+const LISTED = 100;
 
 interface RotationParts {
   readonly db: Database;
@@ -54,14 +55,28 @@ export function createRotation(parts: RotationParts) {
     const { study, toVersion } = initial;
     let status = initial;
     let rewrapped = 0;
+    // Damaged or shredded blobs can't be re-wrapped: each is recorded (damage as an integrity alert) and passed over.
+    const skipped = new Map<string, { code: string; detail: string }>();
+    const pending = async () => (await blobsOf(study, toVersion)).ids.filter((id) => !skipped.has(id));
     try {
       // Passes until none is left: a blob whose upload began before the rotation
       // can be committed, under the old KEK, after a pass has listed the study.
-      for (let { ids } = await blobsOf(study, toVersion); ids.length > 0 && !stopping; ({ ids } = await blobsOf(study, toVersion))) {
+      for (let ids = await pending(); ids.length > 0 && !stopping; ids = await pending()) {
         if (status.blobsDone + ids.length > status.blobsTotal) status = { ...status, blobsTotal: status.blobsDone + ids.length };
         for (let i = 0; i < ids.length && !stopping; i += BATCH) {
-          const batch = ids.slice(i, i + BATCH);
-          for (const blobId of batch) await parts.blobs.rewrap({ blobId, study }, toVersion);
+          const batch: string[] = [];
+          for (const blobId of ids.slice(i, i + BATCH)) {
+            try {
+              await parts.blobs.rewrap({ blobId, study }, toVersion);
+              batch.push(blobId);
+            } catch (e) {
+              if (!isVellumError(e, 'INTEGRITY_FAILURE') && !isVellumError(e, 'CONTENT_SHREDDED')) throw e;
+              skipped.set(blobId, { code: e.code, detail: e.message });
+              await skip(study, toVersion, blobId, e);
+            }
+          }
+          status = { ...status, blobsSkipped: skipped.size, skipped: [...skipped].slice(0, LISTED).map(([blobId, why]) => ({ blobId, ...why })) };
+          if (batch.length === 0) continue;
           await parts.studyLock(study, async () => {
             const ops: WriteOp[] = [];
             for (const blobId of batch) {
@@ -78,9 +93,13 @@ export function createRotation(parts: RotationParts) {
         }
       }
       if (stopping) return;
-      status = { ...status, state: 'done', finishedAt: isoTime(), blobsDone: status.blobsTotal };
+      status = { ...status, state: 'done', finishedAt: isoTime(), blobsDone: status.blobsTotal - skipped.size };
       await audit.record(
-        { actor: null, protocol: 'system', action: 'key.rotate.complete', outcome: 'success', object: { study }, newValue: { kekVersion: toVersion, blobsRewrapped: rewrapped, blobsTotal: status.blobsTotal } },
+        {
+          actor: null, protocol: 'system', action: 'key.rotate.complete', outcome: skipped.size === 0 ? 'success' : 'failed', object: { study },
+          newValue: { kekVersion: toVersion, blobsRewrapped: rewrapped, blobsTotal: status.blobsTotal, blobsSkipped: skipped.size },
+          ...(skipped.size === 0 ? {} : { detail: `${skipped.size} blob(s) could not be re-wrapped (damaged or shredded); they stay under older KEK versions.` }),
+        },
         [jobs.put(study, status)],
       );
     } catch (e) {
@@ -96,6 +115,15 @@ export function createRotation(parts: RotationParts) {
 
   /** The newest KEK version a rotation moved the study to, as far as this process knows. */
   const targets = new Map<string, number>();
+
+  /** A blob the job passes over: audited, and damage raised as an integrity alert. */
+  async function skip(study: string, toVersion: number, blobId: string, e: VellumError): Promise<void> {
+    parts.log(`${e.code === 'INTEGRITY_FAILURE' ? 'INTEGRITY ALERT: ' : ''}key rotation of study ${study} passed over blob ${blobId}: ${e.message}`);
+    await audit.record({
+      actor: null, protocol: 'system', action: e.code === 'INTEGRITY_FAILURE' ? 'integrity.alert' : 'key.rewrap', outcome: 'failed', object: { study },
+      detail: `${e.code}: ${e.message}`, newValue: { blobId, kekVersion: toVersion, found: 'key rotation' },
+    });
+  }
 
   function launch(status: RotationStatus): void {
     targets.set(status.study, Math.max(targets.get(status.study) ?? 0, status.toVersion));

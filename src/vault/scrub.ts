@@ -64,11 +64,13 @@ export function createScrubber(parts: ScrubParts) {
           detail: `${blob.code}: ${blob.detail}`, newValue: { blobId: blob.blobId, found: 'scrub', versions: blob.versions },
         });
       }
-      current = { ...current!, state: stopping ? 'failed' : 'done', finishedAt: isoTime(), damaged: report, ...(stopping ? { error: 'Stopped by shutdown.' } : {}) };
+      const finished: ScrubStatus = { ...current!, state: stopping ? 'failed' : 'done', finishedAt: isoTime(), damaged: report, ...(stopping ? { error: 'Stopped by shutdown.' } : {}) };
       await audit.record({
         ...auditBase(actor), action: 'storage.scrub.complete', outcome: report.length === 0 && !stopping ? 'success' : 'failed',
-        newValue: { blobs: current.blobsDone, bytes: current.bytesDone, damaged: report.length, stopped: stopping },
+        newValue: { blobs: finished.blobsDone, bytes: finished.bytesDone, damaged: report.length, stopped: stopping },
       });
+      // Reported finished only once its audit entry is written.
+      current = finished;
     } catch (e) {
       const message = e instanceof Error ? e.message : String(e);
       parts.log(`Scrub stopped: ${message}`, e);

@@ -11,7 +11,7 @@ import { once } from 'node:events';
 import type { IncomingMessage } from 'node:http';
 import { pipeline } from 'node:stream/promises';
 import { checkName, isStudyId, parseVaultPath, VellumError, type Principal, type RequestOrigin, type VaultPath } from '../kernel/index.ts';
-import type { Authenticator, Session } from '../session/index.ts';
+import { lingerThenDrop, type Authenticator, type Session } from '../session/index.ts';
 import { sendApiError } from './api-errors.ts';
 
 export interface ApiOptions {
@@ -238,7 +238,7 @@ function readText(req: IncomingMessage, maxBytes: number): Promise<string> {
     const finish = (error: VellumError | null) => {
       req.off('data', onData).off('end', onEnd).off('close', onClose);
       if (error) {
-        req.pause();
+        lingerThenDrop(req);
         reject(error);
         return;
       }

@@ -163,6 +163,21 @@ test.serial('scrub: a flipped byte, a truncated blob, a missing blob and a shred
   t.true(f.logs.some((line) => line.includes('INTEGRITY ALERT') && line.includes('flip.bin')));
 });
 
+test.serial('rotation passes over a shredded and a damaged blob (each audited), re-wraps the rest, and says so at the end', async (t) => {
+  const seq = f.audit.head().seq;
+  const started = await f.vault.rotateStudyKey(STUDY, ACTOR);
+  const done = await until(() => f.vault.keyStatus(STUDY), (s) => s.rotation?.state !== 'running');
+  t.is(done.rotation?.state, 'done');
+  t.is(done.rotation?.blobsSkipped, 2);
+  t.deepEqual(done.rotation?.skipped?.map((s) => s.code).sort(), ['CONTENT_SHREDDED', 'INTEGRITY_FAILURE']);
+  t.is(done.blobsByVersion[String(started.fromVersion)], 2, 'only the two skipped blobs stay on the old KEK');
+  t.true((await read(f.vault, at('Data', 'r7.bin'))).equals(content(5007, 100)));
+  const entries = await entriesSince(f.audit, seq);
+  t.true(entries.some((e) => e.action === 'integrity.alert' && e.outcome === 'failed'));
+  t.true(entries.some((e) => e.action === 'key.rewrap' && e.outcome === 'failed' && /CONTENT_SHREDDED/.test(e.detail ?? '')));
+  t.like(entries[entries.length - 1], { action: 'key.rotate.complete', outcome: 'failed' });
+});
+
 test.serial('start-up collection removes temporary files and unreferenced blobs, audits it, and leaves every version alone', async (t) => {
   await writeFile(join(f.dir, 'data', 'tmp', 'crashed-upload.part'), 'half an upload');
   const orphan = await f.blobs.write(STUDY, Readable.from([Buffer.from('never committed')]), 1000);

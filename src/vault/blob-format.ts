@@ -20,7 +20,7 @@
 // but the last is full, so a byte offset maps to a segment by arithmetic:
 // Range reads decrypt only the segments they touch.
 
-import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHash, createSecretKey, randomBytes, type KeyObject } from 'node:crypto';
 import { Transform, type TransformCallback } from 'node:stream';
 import { isStudyId, VellumError } from '../kernel/index.ts';
 
@@ -258,7 +258,7 @@ export function segmentPlainLength(size: number, index: number): number {
 }
 
 /** Decrypts and authenticates one segment; never returns unauthenticated bytes. */
-export function decryptSegment(key: Buffer, prefix: Buffer, digest: Buffer, index: number, last: boolean, sealed: Buffer): Buffer {
+export function decryptSegment(key: KeyObject, prefix: Buffer, digest: Buffer, index: number, last: boolean, sealed: Buffer): Buffer {
   if (sealed.length < TAG_SIZE) throw new VellumError('INTEGRITY_FAILURE', `Segment ${index} is truncated.`);
   const decipher = createDecipheriv('aes-256-gcm', key, nonceFor(prefix, index));
   decipher.setAAD(aadFor(digest, index, last));
@@ -282,7 +282,8 @@ export function decryptSegment(key: Buffer, prefix: Buffer, digest: Buffer, inde
  * SHA-256 on the way through.
  */
 export class SegmentEncryptor extends Transform {
-  readonly #key: Buffer;
+  /** A KeyObject made once per blob: importing raw key bytes for every segment costs more than the AES. */
+  readonly #key: KeyObject;
   readonly #prefix: Buffer;
   readonly #digest: Buffer;
   readonly #hash = createHash('sha256');
@@ -294,7 +295,7 @@ export class SegmentEncryptor extends Transform {
 
   constructor(key: Buffer, header: EncodedHeader, slots: readonly [Buffer, Buffer]) {
     super();
-    this.#key = key;
+    this.#key = createSecretKey(key);
     this.#prefix = header.prefix;
     this.#digest = header.digest;
     this.push(Buffer.concat([header.bytes, slots[0], slots[1]]));

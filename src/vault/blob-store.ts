@@ -11,7 +11,7 @@
 // Both are serialised per blob in this process, so a rewrap can never write a
 // slot back after a shred, and two rewraps never tear both slots at once.
 
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, createSecretKey, randomBytes, type KeyObject } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { mkdir, open, opendir, readdir, rename, rm, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -464,7 +464,8 @@ function describeSlots(slots: readonly KeySlot[]): string {
  */
 class SegmentReader {
   readonly #handle: FileHandle;
-  readonly #key: Buffer;
+  /** A KeyObject made once per read: importing raw key bytes for every segment costs more than the AES. */
+  readonly #key: KeyObject;
   readonly #header: EncodedHeader;
   readonly #size: number;
   readonly #last: number;
@@ -477,7 +478,7 @@ class SegmentReader {
 
   constructor(handle: FileHandle, key: Buffer, header: EncodedHeader, size: number, first: number, last: number) {
     this.#handle = handle;
-    this.#key = key;
+    this.#key = createSecretKey(key);
     this.#header = header;
     this.#size = size;
     this.#next = first;

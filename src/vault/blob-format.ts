@@ -294,7 +294,8 @@ export class SegmentEncryptor extends Transform {
   #sha256: string | null = null;
 
   constructor(key: Buffer, header: EncodedHeader, slots: readonly [Buffer, Buffer]) {
-    super();
+    // Room for several sealed segments, so the file gets them in few large writes.
+    super({ readableHighWaterMark: 16 * SEGMENT_SIZE });
     this.#key = createSecretKey(key);
     this.#prefix = header.prefix;
     this.#digest = header.digest;

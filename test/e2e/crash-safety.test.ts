@@ -39,15 +39,16 @@
 //     (the window is a commit's write, well under a millisecond here), so most
 //     kill points wait for an acknowledgement that follows another closely,
 //     which is when commits are queueing. With the mutation "the vault does not
-//     await the audit batch" this file failed in each of 13 runs (1 to 4 of
-//     its kill points each); a single kill point catches it about a third of
-//     the time.
+//     await the commit's batch" this file failed in each of 10 runs (1 to 6 of
+//     its 9 kill points each); a single kill point catches it about a quarter
+//     of the time.
 //   - Exposing a partial version (metadata committed before the whole body was
 //     stored, or a truncated body accepted as complete): the slow uploads are
 //     always cut mid-body (they hold back their last chunk until the kill), so
 //     such a version makes slow-a.bin/slow-b.bin visible (expected 404), or
 //     shows a SHA-256 that matches no complete body, or its blob fails to
-//     decrypt on GET. This one is caught at every kill point.
+//     decrypt on GET. With the mutation "record the new file before storing
+//     its body" every kill point failed.
 //   - Losing or forking the audit chain, or committing a version without its
 //     audit entry (or the other way round): verify() or the version <-> entry
 //     matching fails.
@@ -110,12 +111,14 @@ const BURSTS = 10;
  */
 const KILL_POINTS = [
   { burst: 1, ack: 1, seek: false },
-  { burst: 2, ack: 1, seek: true },
+  { burst: 1, ack: 2, seek: true },
+  { burst: 2, ack: 5, seek: true },
   { burst: 3, ack: 4, seek: false },
-  { burst: 3, ack: 2, seek: true },
+  { burst: 3, ack: 1, seek: true },
   { burst: 4, ack: 6, seek: true },
   { burst: 5, ack: 1, seek: true },
   { burst: 6, ack: 3, seek: true },
+  { burst: 7, ack: 2, seek: true },
 ] as const;
 const CLOSE_ACKS_MS = 0.5;
 const MAX_ACKS_PAST_POINT = 20;

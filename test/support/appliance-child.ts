@@ -9,14 +9,15 @@
 //   {"ready":true,"pid":1234,"https":"https://127.0.0.1:PORT","http":"http://127.0.0.1:PORT"}
 //
 // Everything else (the appliance's log) goes to stderr. SIGTERM or SIGINT stop
-// it gracefully (exit 0). It also stops when its stdin closes, so it never
-// outlives the test process that started it, however that one ends.
+// it gracefully (exit 0). It also stops when its stdin closes, so it does not
+// outlive the test process that started it, even if that one is killed.
 
 import { isStudyRole, type StudyRole } from '../../src/kernel/index.ts';
 import { loadConfigFile } from '../../src/config/index.ts';
 import { startAppliance, type Appliance, type Logger } from '../../src/server/index.ts';
 import { GROUPS } from '../env/index.ts';
 import { STUDY } from './appliance.ts';
+
 const STOP_TIMEOUT_MS = 15_000;
 
 const logger: Logger = {

@@ -5,9 +5,10 @@
 // that points at it, the way the demo does, with the secrets passed in the
 // child's environment rather than written to disk.
 //
-// Every child is killed when the test process exits, however it ends (and a
-// child whose stdin closes stops by itself); killApplianceProcesses() ends the
-// ones still running from an after.always hook.
+// Every child still running is killed when the test process exits;
+// killApplianceProcesses() ends them from an after.always hook. Should the test
+// process itself be killed, a child sees its stdin close and stops by itself
+// (unless it is frozen with SIGSTOP at that moment).
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
@@ -102,10 +103,12 @@ async function writeConfig(options: ApplianceProcessOptions): Promise<string> {
 export async function startApplianceProcess(options: ApplianceProcessOptions): Promise<ApplianceProcess> {
   const { env, dataDir } = options;
   const configFile = await writeConfig(options);
+  // VELLUM_* overrides from the caller's environment must not change the configuration written.
+  const inherited = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('VELLUM_')));
   const child = spawn(process.execPath, [CHILD, configFile], {
     stdio: ['pipe', 'pipe', 'pipe'],
     env: {
-      ...process.env,
+      ...inherited,
       SOFTHSM2_CONF: env.hsm.conf,
       VELLUM_TEST_LDAP_BIND_PASSWORD: env.ldap.servicePassword,
       VELLUM_TEST_HSM_PIN: env.hsm.pin,
@@ -118,6 +121,7 @@ export async function startApplianceProcess(options: ApplianceProcessOptions): P
   child.stdin?.on('error', () => undefined);
 
   const logs: string[] = [];
+  child.on('error', (e) => logs.push(`appliance-process: ${e.message}`));
   createInterface({ input: child.stderr! }).on('line', (line) => {
     logs.push(line);
     if (logs.length > LOG_LINES_KEPT) logs.shift();
@@ -164,7 +168,10 @@ export async function startApplianceProcess(options: ApplianceProcessOptions): P
     },
     waitForExit: () => exited,
     async stop() {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGTERM');
+        child.kill('SIGCONT'); // in case it was frozen
+      }
       let timer: NodeJS.Timeout | undefined;
       const timeout = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), STOP_TIMEOUT_MS)));
       const exit = await Promise.race([exited, timeout]);

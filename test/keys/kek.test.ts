@@ -11,7 +11,7 @@ import type { Handle, PKCS11 } from 'pkcs11js';
 import { initSoftHsm } from '../env/softhsm.ts';
 import type { SoftHsmToken } from '../env/softhsm.ts';
 import { openKeyVault } from '../../src/keys/index.ts';
-import { generateKekOutOfBand } from '../support/out-of-band-kek.ts';
+import { findByLabel, generateKekOutOfBand, inspectToken } from '../support/out-of-band-kek.ts';
 
 let dir: string;
 let token: SoftHsmToken;
@@ -27,36 +27,7 @@ test.after.always(async () => {
 
 const settings = () => ({ library: token.library, tokenLabel: token.tokenLabel, pin: token.pin });
 
-/** Logs in to the token with pkcs11js alone (no vault may be open in this process). */
-async function inspect<T>(fn: (p: PKCS11, session: Handle) => T): Promise<T> {
-  const p = new pkcs11js.PKCS11();
-  p.load(token.library);
-  p.C_Initialize();
-  try {
-    const slot = p.C_GetSlotList(true).find((s) => p.C_GetTokenInfo(s).label.trim() === token.tokenLabel);
-    if (slot === undefined) throw new Error('test token not found');
-    const session = p.C_OpenSession(slot, pkcs11js.CKF_SERIAL_SESSION | pkcs11js.CKF_RW_SESSION);
-    p.C_Login(session, pkcs11js.CKU_USER, token.pin);
-    try {
-      return fn(p, session);
-    } finally {
-      p.C_Logout(session);
-      p.C_CloseSession(session);
-    }
-  } finally {
-    p.C_Finalize();
-    p.close();
-  }
-}
-
-function findByLabel(p: PKCS11, session: Handle, label: string): Handle[] {
-  p.C_FindObjectsInit(session, [{ type: pkcs11js.CKA_LABEL, value: label }]);
-  try {
-    return p.C_FindObjects(session, 100);
-  } finally {
-    p.C_FindObjectsFinal(session);
-  }
-}
+const inspect = <T>(fn: (p: PKCS11, session: Handle) => T): T => inspectToken(token, fn);
 
 test.serial('11.10(c) / DESIGN 5 KEK is generated inside the HSM, sensitive, never extractable, wrap/unwrap only', async (t) => {
   const vault = await openKeyVault(settings());

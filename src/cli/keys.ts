@@ -6,27 +6,9 @@ import { UsageError, type ParsedFlags } from './args.ts';
 import { CONNECTION_FLAGS, CONNECTION_HELP, connect } from './api-client.ts';
 import { CommandFailure, type CommandGroup } from './command.ts';
 import { elapsed, follow, progressBar } from './progress.ts';
+import type { KeyStatus, RotationStatus } from '../server/index.ts';
 
-/** What GET /api/v1/studies/{study}/keys answers (docs/api.md). */
-interface Rotation {
-  readonly study: string;
-  readonly fromVersion: number;
-  readonly toVersion: number;
-  readonly state: 'running' | 'done' | 'failed';
-  readonly startedAt: string;
-  readonly finishedAt?: string;
-  readonly blobsTotal: number;
-  readonly blobsDone: number;
-  readonly error?: string;
-}
-
-interface KeyStatus {
-  readonly study: string;
-  readonly versions: readonly number[];
-  readonly current: number;
-  readonly blobsByVersion: Readonly<Record<string, number>>;
-  readonly rotation: Rotation | null;
-}
+// GET /api/v1/studies/{study}/keys answers a KeyStatus (docs/api.md).
 
 const STUDY_FLAG = { study: { type: 'string', help: 'The study, e.g. DEMO-001.', placeholder: 'ID' } } as const;
 
@@ -37,7 +19,7 @@ function studyOf(flags: ParsedFlags): string {
 
 const keysPath = (study: string) => `/studies/${encodeURIComponent(study)}/keys`;
 
-function describeRotation(rotation: Rotation): string {
+function describeRotation(rotation: RotationStatus): string {
   const counts = `${rotation.blobsDone} of ${rotation.blobsTotal} data keys re-wrapped`;
   const when = rotation.finishedAt ? `${rotation.startedAt} to ${rotation.finishedAt} (${elapsed(rotation.startedAt, rotation.finishedAt)})` : `since ${rotation.startedAt}`;
   return `v${rotation.fromVersion} -> v${rotation.toVersion}, ${rotation.state}: ${counts}, ${when}${rotation.error ? `\n                  error: ${rotation.error}` : ''}`;
@@ -91,7 +73,7 @@ export const keysCommands: CommandGroup = {
         const study = studyOf(flags);
         const client = await connect(flags);
         const reason = typeof flags.reason === 'string' ? flags.reason : undefined;
-        const started = await client.call<Rotation>('POST', `${keysPath(study)}/rotate`, { reason });
+        const started = await client.call<RotationStatus>('POST', `${keysPath(study)}/rotate`, { reason });
         console.log(`Key rotation of study ${study} started: v${started.fromVersion} -> v${started.toVersion}, ${started.blobsTotal} data keys to re-wrap.`);
         if (flags['no-wait']) {
           console.log(`Follow it with: vellum keys status --study ${study}`);

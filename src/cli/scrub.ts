@@ -6,40 +6,23 @@
 import { CONNECTION_FLAGS, CONNECTION_HELP, connect, type ApiClient } from './api-client.ts';
 import { CommandFailure, type Command } from './command.ts';
 import { elapsed, follow, formatBytes, progressBar } from './progress.ts';
+import type { ScrubStatus } from '../server/index.ts';
 
-/** What GET /api/v1/scrub answers in `scrub` (docs/api.md). */
-interface Scrub {
-  readonly state: 'running' | 'done' | 'failed';
-  readonly trigger: 'request' | 'schedule';
-  readonly startedAt: string;
-  readonly finishedAt?: string;
-  readonly blobsTotal: number;
-  readonly blobsDone: number;
-  readonly bytesTotal: number;
-  readonly bytesDone: number;
-  readonly damaged: readonly {
-    readonly blobId: string;
-    readonly study: string;
-    readonly code: string;
-    readonly detail: string;
-    readonly versions: readonly { readonly nodeId: string; readonly number: number; readonly path: string; readonly inTrash: boolean }[];
-  }[];
-  readonly error?: string;
-}
+// GET /api/v1/scrub answers { scrub: ScrubStatus | null } (docs/api.md).
 
 const EXIT_DAMAGE_FOUND = 3;
 
-async function current(client: ApiClient): Promise<Scrub> {
-  const { scrub } = await client.call<{ scrub: Scrub | null }>('GET', '/scrub');
+async function current(client: ApiClient): Promise<ScrubStatus> {
+  const { scrub } = await client.call<{ scrub: ScrubStatus | null }>('GET', '/scrub');
   if (scrub === null) throw new CommandFailure('The appliance no longer knows the scrub (was it restarted?). Run vellum scrub again.');
   return scrub;
 }
 
 /** Starts a scrub, or finds the one already running. */
-async function startOrAttach(client: ApiClient, reason: string | undefined): Promise<Scrub> {
+async function startOrAttach(client: ApiClient, reason: string | undefined): Promise<ScrubStatus> {
   try {
-    const started = await client.call<Scrub>('POST', '/scrub', { reason });
-    console.log(`Scrub started: ${started.blobsTotal} blobs, ${formatBytes(started.bytesTotal)} to verify.`);
+    const started = await client.call<ScrubStatus>('POST', '/scrub', { reason });
+    console.log(`ScrubStatus started: ${started.blobsTotal} blobs, ${formatBytes(started.bytesTotal)} to verify.`);
     return started;
   } catch (e) {
     if (!(e instanceof CommandFailure && e.code === 'JOB_RUNNING')) throw e;
@@ -49,8 +32,8 @@ async function startOrAttach(client: ApiClient, reason: string | undefined): Pro
   }
 }
 
-function report(scrub: Scrub): string {
-  const lines = [`Scrub ${scrub.state}: ${scrub.blobsDone} of ${scrub.blobsTotal} blobs, ${formatBytes(scrub.bytesDone)} verified in ${elapsed(scrub.startedAt, scrub.finishedAt)}.`];
+function report(scrub: ScrubStatus): string {
+  const lines = [`ScrubStatus ${scrub.state}: ${scrub.blobsDone} of ${scrub.blobsTotal} blobs, ${formatBytes(scrub.bytesDone)} verified in ${elapsed(scrub.startedAt, scrub.finishedAt)}.`];
   if (scrub.error) lines.push(`Error: ${scrub.error}`);
   if (scrub.damaged.length === 0) {
     if (scrub.state === 'done') lines.push('No damage found.');

@@ -4,3 +4,5 @@
 // WebDAV front end and the rest to the web app, and shuts down in reverse.
 
 export { startAppliance, SYSTEM_PRINCIPAL, PRODUCT, DAV_MOUNT, type Appliance, type Logger } from './appliance.ts';
+// The shapes the REST API answers with for long-running jobs, for its clients (the CLI).
+export type { KeyStatus, RotationStatus, ScrubStatus } from '../vault/index.ts';

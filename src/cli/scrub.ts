@@ -22,7 +22,7 @@ async function current(client: ApiClient): Promise<ScrubStatus> {
 async function startOrAttach(client: ApiClient, reason: string | undefined): Promise<ScrubStatus> {
   try {
     const started = await client.call<ScrubStatus>('POST', '/scrub', { reason });
-    console.log(`ScrubStatus started: ${started.blobsTotal} blobs, ${formatBytes(started.bytesTotal)} to verify.`);
+    console.log(`Scrub started: ${started.blobsTotal} blobs, ${formatBytes(started.bytesTotal)} to verify.`);
     return started;
   } catch (e) {
     if (!(e instanceof CommandFailure && e.code === 'JOB_RUNNING')) throw e;
@@ -33,7 +33,7 @@ async function startOrAttach(client: ApiClient, reason: string | undefined): Pro
 }
 
 function report(scrub: ScrubStatus): string {
-  const lines = [`ScrubStatus ${scrub.state}: ${scrub.blobsDone} of ${scrub.blobsTotal} blobs, ${formatBytes(scrub.bytesDone)} verified in ${elapsed(scrub.startedAt, scrub.finishedAt)}.`];
+  const lines = [`Scrub ${scrub.state}: ${scrub.blobsDone} of ${scrub.blobsTotal} blobs, ${formatBytes(scrub.bytesDone)} verified in ${elapsed(scrub.startedAt, scrub.finishedAt)}.`];
   if (scrub.error) lines.push(`Error: ${scrub.error}`);
   if (scrub.damaged.length === 0) {
     if (scrub.state === 'done') lines.push('No damage found.');

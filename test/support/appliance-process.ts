@@ -16,7 +16,8 @@ import { basename, dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import type { ConfigFile } from '../../src/config/index.ts';
-import { GROUPS, type TestEnv } from '../env/index.ts';
+import type { TestEnv } from '../env/index.ts';
+import { applianceConfig } from './appliance.ts';
 
 export { STUDY } from './appliance.ts';
 
@@ -84,16 +85,9 @@ function exitOf(child: ChildProcess): Promise<Exit> {
 /** Writes the configuration file for dataDir next to it and returns its path. */
 async function writeConfig(options: ApplianceProcessOptions): Promise<string> {
   const { env, dataDir } = options;
-  let config: ConfigFile = {
-    dataDir,
-    listen: { https: { host: '127.0.0.1', port: 0 }, http: { host: '127.0.0.1', port: 0 } },
-    ldap: {
-      url: env.ldap.url, bindDn: env.ldap.serviceDn, bindPassword: { env: 'VELLUM_TEST_LDAP_BIND_PASSWORD' },
-      userBase: env.ldap.userBase, groupBase: env.ldap.groupBase, timeoutMs: 10_000,
-    },
-    hsm: { library: env.hsm.library, tokenLabel: env.hsm.tokenLabel, pin: { env: 'VELLUM_TEST_HSM_PIN' } },
-    access: { administratorGroups: [GROUPS['vellum-administrators'].dn] },
-  };
+  let config = applianceConfig(env, dataDir, {
+    ldapTimeoutMs: 10_000, secretEnv: { ldapBindPassword: 'VELLUM_TEST_LDAP_BIND_PASSWORD', hsmPin: 'VELLUM_TEST_HSM_PIN' },
+  });
   if (options.config) config = options.config(config);
   const file = join(dirname(dataDir), `${basename(dataDir)}.appliance.json`);
   await writeFile(file, JSON.stringify(config, null, 2) + '\n', { mode: 0o600 });

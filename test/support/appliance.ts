@@ -35,22 +35,32 @@ export interface StartOptions {
   readonly config?: (config: ConfigFile) => ConfigFile;
 }
 
+/**
+ * The configuration of an appliance on a test environment: loopback ports
+ * chosen by the system, secrets from the named environment variables.
+ */
+export function applianceConfig(
+  env: TestEnv, dataDir: string, options: { ldapTimeoutMs: number; secretEnv: { ldapBindPassword: string; hsmPin: string } },
+): ConfigFile {
+  return {
+    dataDir,
+    listen: { https: { host: '127.0.0.1', port: 0 }, http: { host: '127.0.0.1', port: 0 } },
+    ldap: {
+      url: env.ldap.url, bindDn: env.ldap.serviceDn, bindPassword: { env: options.secretEnv.ldapBindPassword },
+      userBase: env.ldap.userBase, groupBase: env.ldap.groupBase, timeoutMs: options.ldapTimeoutMs,
+    },
+    hsm: { library: env.hsm.library, tokenLabel: env.hsm.tokenLabel, pin: { env: options.secretEnv.hsmPin } },
+    access: { administratorGroups: [GROUPS['vellum-administrators'].dn] },
+  };
+}
+
 export async function startRunning(options: StartOptions = {}): Promise<Running> {
   const env = await startTestEnv({});
   const dataDir = join(env.dir, 'data');
   const logs: string[] = [];
   const logger: Logger = { info: (m) => logs.push(m), error: (m, e) => logs.push(`${m}: ${String(e)}`) };
   try {
-    let file: ConfigFile = {
-      dataDir,
-      listen: { https: { host: '127.0.0.1', port: 0 }, http: { host: '127.0.0.1', port: 0 } },
-      ldap: {
-        url: env.ldap.url, bindDn: env.ldap.serviceDn, bindPassword: { env: 'TEST_LDAP_BIND_PASSWORD' },
-        userBase: env.ldap.userBase, groupBase: env.ldap.groupBase, timeoutMs: 2000,
-      },
-      hsm: { library: env.hsm.library, tokenLabel: env.hsm.tokenLabel, pin: { env: 'TEST_HSM_PIN' } },
-      access: { administratorGroups: [GROUPS['vellum-administrators'].dn] },
-    };
+    let file = applianceConfig(env, dataDir, { ldapTimeoutMs: 2000, secretEnv: { ldapBindPassword: 'TEST_LDAP_BIND_PASSWORD', hsmPin: 'TEST_HSM_PIN' } });
     if (options.config) file = options.config(file);
     const config = buildConfig(file, {
       source: 'test config', baseDir: env.dir,

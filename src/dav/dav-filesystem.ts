@@ -7,6 +7,7 @@ import { v2 as webdav } from 'webdav-server';
 import { checkName, isVellumError, type VaultPath } from '../kernel/index.ts';
 import type { Session } from '../session/index.ts';
 import type { NodeRecord } from '../vault/index.ts';
+import { etagOf } from './etag.ts';
 
 /** The user object webdav-server carries through a request: ours carries the Session. */
 export interface DavUser extends webdav.IUser {
@@ -100,11 +101,6 @@ export class VaultFileSystem extends webdav.FileSystem {
 function davUser(context: webdav.RequestContext): DavUser | null {
   const user = context.user as Partial<DavUser> | undefined;
   return user?.session && user.memo ? (user as DavUser) : null;
-}
-
-export function etagOf(node: NodeRecord | 'root'): string {
-  if (node === 'root') return '"root"';
-  return `"${node.currentVersion?.id ?? node.id}"`;
 }
 
 /** webdav-server wants a serializer per file system; the vault persists itself, so this one refuses. */

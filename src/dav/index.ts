@@ -1,6 +1,7 @@
-// dav: the WebDAV front end (the only importer of `webdav-server`). Owns the
-// mapping of WebDAV methods onto the session layer, range
-// reads, and the translation of the error catalog into HTTP for DAV clients.
-// Thin by design: access checks and audit live in session/.
+// dav: the WebDAV front end. Owns the mapping of WebDAV methods onto the
+// session layer (one module per method under methods/), conditional requests,
+// range reads, and the translation of the error catalog into HTTP for DAV
+// clients. Thin by design: access checks, locks and audit live in session/
+// and vault/.
 
-export { createDavHandler, type DavOptions, type RequestHandler } from './handler.ts';
+export { createDavHandler, sendDavOptions, type DavOptions, type RequestHandler } from './handler.ts';

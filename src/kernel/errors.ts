@@ -11,6 +11,10 @@ export const errorCatalog = {
   UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'This request body is not supported here.' },
   METHOD_NOT_ALLOWED: { status: 405, message: 'This method is not allowed on this resource.' },
   NOT_IMPLEMENTED: { status: 501, message: 'This method is not supported.' },
+  XML_INVALID: { status: 400, message: 'The XML request body is not well-formed, uses a construct this server refuses (DTDs, entities), or is not what this method expects.' },
+  IF_HEADER_INVALID: { status: 400, message: 'The If header could not be parsed.' },
+  DEPTH_INVALID: { status: 400, message: 'The Depth header is not valid for this method.' },
+  PROPFIND_INFINITE_DEPTH: { status: 403, message: 'PROPFIND with Depth: infinity is not allowed here; ask for Depth: 0 or 1 and walk the tree.' },
   // Identity and access
   AUTH_REQUIRED: { status: 401, message: 'Authentication is required.' },
   AUTH_FAILED: { status: 401, message: 'The user name or password is not correct.' },
@@ -30,6 +34,11 @@ export const errorCatalog = {
   VERSION_NOT_FOUND: { status: 404, message: 'The file has no version with that number.' },
   NAME_TAKEN: { status: 409, message: 'Another item with that name is already there.' },
   NOT_DELETED: { status: 409, message: 'This item is not in the trash.' },
+  PRECONDITION_FAILED: { status: 412, message: 'A condition of the request (If, If-Match or If-None-Match) does not hold; nothing was changed.' },
+  LOCKED: { status: 423, message: 'The resource is locked; send its lock token in an If header to change it.' },
+  LOCK_CONFLICT: { status: 423, message: 'The resource is already locked in a way that conflicts with this lock request.' },
+  LOCK_TOKEN_MISMATCH: { status: 409, message: 'The lock token does not belong to a lock on this resource.' },
+  REASON_REQUIRED: { status: 428, message: 'This study requires a reason for this change.' },
   CONTENT_SHREDDED: { status: 410, message: 'The content of this version was destroyed (crypto-shredded) and cannot be read.' },
   // Dependencies (fail closed)
   DIRECTORY_UNAVAILABLE: { status: 503, message: 'The user directory (LDAP) cannot be reached, so nobody can be authenticated right now. Try again shortly.' },

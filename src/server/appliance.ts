@@ -73,11 +73,12 @@ export async function startAppliance(config: Config, log: Logger): Promise<Appli
     const logSink = (message: string, error?: unknown) => log.error(message, error);
     const dav = createDavHandler({
       mount: DAV_MOUNT,
+      hrefBase: DAV_MOUNT,
       realm: config.auth.realm,
       xmlBodyBytes: config.limits.xmlBodyBytes,
       uploadBytes: config.limits.uploadBytes,
       authenticator,
-      sessionFor: (principal, origin, reason) => openSession(sessionParts, principal, origin, reason === undefined ? {} : { reason }),
+      sessionFor: (principal, origin, sessionOptions) => openSession(sessionParts, principal, origin, sessionOptions),
       log: logSink,
     });
     const web = createWebHandler({

@@ -9,7 +9,7 @@ import {
   formatVaultPath, isVellumError, VellumError, type Principal, type RequestOrigin, type VaultPath,
 } from '../kernel/index.ts';
 import type {
-  ByteRange, KeyStatus, NodeRecord, NodeView, RoleBinding, RotationStatus, ScrubStatus, StudyRecord, TransferResult, Vault,
+  ByteRange, KeyStatus, LockRecord, NodeRecord, NodeView, RoleBinding, RotationStatus, ScrubStatus, StudyRecord, TransferResult, Vault,
   VersionRecord, VersionView, WriteResult,
 } from '../vault/index.ts';
 
@@ -70,6 +70,9 @@ export interface Session {
    */
   copy(from: VaultPath, to: VaultPath, options: { overwrite: boolean; depth: 0 | 'infinity' }): Promise<TransferResult>;
 
+  /** Active locks that cover path: on it, or depth-infinity locks on a folder above it. */
+  locksOn(path: VaultPath): Promise<LockRecord[]>;
+
   /** System action: Administrators only. */
   createStudy(input: { id: string; title: string; bindings: readonly RoleBinding[] }): Promise<StudyRecord>;
   /** Administrators: KEK versions, blobs per version, last rotation. */
@@ -91,6 +94,12 @@ export interface SessionParts {
 export interface SessionOptions {
   /** Reason for change, recorded with every change made in this session. */
   readonly reason?: string;
+  /**
+   * Lock tokens the client submitted with this request (WebDAV If header). A
+   * change to a locked resource needs the token of every lock on it, held by
+   * the same person.
+   */
+  readonly lockTokens?: readonly string[];
   /** Skip access checks: only for the appliance's own start-up work (demo seeding), never for a request. */
   readonly system?: boolean;
 }
@@ -286,6 +295,11 @@ export function openSession(parts: SessionParts, principal: Principal, origin: R
         { action: 'node.copy', roles, object: { study: to.study ?? undefined, path: formatVaultPath(to) }, oldValue: { path: formatVaultPath(from) } },
         () => vault.copy(from, to, actor(roles), copyOptions),
       );
+    },
+
+    async locksOn(path) {
+      await authorize(path, 'read', 'node.stat');
+      return [];
     },
 
     async createStudy(input) {

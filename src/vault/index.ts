@@ -6,4 +6,4 @@
 export { createVault, type Vault, type Actor, type WriteResult, type VaultParts, type NodeView, type VersionView, type TransferResult } from './vault.ts';
 export type { JobState, RotationStatus, KeyStatus, ScrubStatus, DamagedBlob } from './jobs.ts';
 export { openBlobStore, type BlobStore, type ByteRange } from './blob-store.ts';
-export type { StudyRecord, NodeRecord, VersionRecord, RoleBinding, PersonRef, BlobRecord, VersionOrigin } from './records.ts';
+export type { StudyRecord, NodeRecord, VersionRecord, RoleBinding, PersonRef, BlobRecord, VersionOrigin, LockRecord } from './records.ts';

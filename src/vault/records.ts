@@ -73,3 +73,21 @@ export interface VersionRecord {
   /** Absent for uploads. */
   readonly origin?: VersionOrigin;
 }
+
+/** A WebDAV lock (RFC 4918 §6) on a URL of a study: kept until it expires or is unlocked. */
+export interface LockRecord {
+  /** `opaquelocktoken:<uuid>`, from a CSPRNG. */
+  readonly token: string;
+  readonly study: string;
+  /** Names below the study root of the locked URL (the lock root); [] is the study root. */
+  readonly root: readonly string[];
+  readonly scope: 'exclusive' | 'shared';
+  readonly depth: 0 | 'infinity';
+  /** The client's DAV:owner element, serialised XML, or null when it sent none. */
+  readonly owner: string | null;
+  /** The timeout granted, in seconds. */
+  readonly timeoutSeconds: number;
+  readonly expiresAt: string;
+  readonly createdAt: string;
+  readonly createdBy: PersonRef;
+}

@@ -1,0 +1,20 @@
+// The WebDAV front end's configuration, as the composition root hands it over.
+
+import type { Principal, RequestOrigin } from '../kernel/index.ts';
+import type { Authenticator, Session, SessionOptions } from '../session/index.ts';
+
+export interface DavOptions {
+  /** URL path the WebDAV tree is mounted at, e.g. "/dav". */
+  readonly mount: string;
+  /**
+   * The URL path clients see for the mount, used in hrefs: the external URL's
+   * path followed by the mount behind a reverse proxy, else the mount itself.
+   */
+  readonly hrefBase: string;
+  readonly realm: string;
+  readonly xmlBodyBytes: number;
+  readonly uploadBytes: number;
+  readonly authenticator: Authenticator;
+  readonly sessionFor: (principal: Principal, origin: RequestOrigin, options: Pick<SessionOptions, 'reason' | 'lockTokens'>) => Session;
+  readonly log: (message: string, error?: unknown) => void;
+}

@@ -69,6 +69,13 @@ export const configSchema = z.strictObject({
     /** Largest file a single PUT may store. */
     uploadBytes: z.number().int().min(1).default(64 * 1024 ** 3),
   }).prefault({}),
+  dav: z.strictObject({
+    /** Lifetimes granted to WebDAV locks: the client's Timeout, at most maxSeconds; defaultSeconds when it sends none. */
+    lockTimeout: z.strictObject({
+      defaultSeconds: z.number().int().min(1).max(30 * 86_400).default(3600),
+      maxSeconds: z.number().int().min(1).max(30 * 86_400).default(86_400),
+    }).prefault({}).refine((timeout) => timeout.defaultSeconds <= timeout.maxSeconds, 'defaultSeconds may not be larger than maxSeconds'),
+  }).prefault({}),
   scrub: z.strictObject({
     /** Hours between scheduled scrubs (every blob re-verified); 0 turns the schedule off. At most 24 days (a timer limit). */
     intervalHours: z.number().min(0).max(24 * 24).default(24 * 7),

@@ -11,10 +11,12 @@ import { hasBody, stripMount, type DavContext, type MethodHandler } from './cont
 import { sendError } from './http-errors.ts';
 import { remove } from './methods/delete.ts';
 import { get } from './methods/get.ts';
+import { lock } from './methods/lock.ts';
 import { mkcol } from './methods/mkcol.ts';
 import { propfind } from './methods/propfind.ts';
 import { put } from './methods/put.ts';
 import { transfer } from './methods/transfer.ts';
+import { unlock } from './methods/unlock.ts';
 import type { DavOptions } from './options.ts';
 import { checkPreconditions, submittedLockTokens } from './preconditions.ts';
 
@@ -30,9 +32,11 @@ const METHODS: Record<string, MethodHandler> = {
   MOVE: transfer,
   COPY: transfer,
   PROPFIND: propfind,
+  LOCK: lock,
+  UNLOCK: unlock,
 };
 const SUPPORTED = ['OPTIONS', ...Object.keys(METHODS)];
-const DAV_CLASS = '1';
+const DAV_CLASS = '1, 2';
 const MAX_REASON = 1000;
 
 /** The answer to OPTIONS, also given outside the mount (Windows probes `/` before it authenticates). */
@@ -59,8 +63,8 @@ export function createDavHandler(options: DavOptions): RequestHandler {
     if (!handler) throw new VellumError('NOT_IMPLEMENTED', `${method} is not supported yet. Supported: ${SUPPORTED.join(', ')}.`);
     const session = options.sessionFor(principal, origin, { reason: changeReason(req), lockTokens: submittedLockTokens({ req }) });
     const ctx: DavContext = { req, res, method, path, session, options };
-    await checkPreconditions(ctx);
-    await handler(ctx);
+    // false: the conditions answered the request themselves (304).
+    if (await checkPreconditions(ctx)) await handler(ctx);
   }
 
   return (req, res) => {

@@ -58,7 +58,10 @@ export async function startAppliance(config: Config, log: Logger): Promise<Appli
     closers.push(() => db.close());
     const audit = await openAuditTrail(db);
     const blobs = await openBlobStore(config.dataDir, keys);
-    const vault = createVault({ db, audit, blobs, keys, log: (message, error) => (error === undefined ? log.info(message) : log.error(message, error)) });
+    const vault = createVault({
+      db, audit, blobs, keys, lockTimeout: config.dav.lockTimeout,
+      log: (message, error) => (error === undefined ? log.info(message) : log.error(message, error)),
+    });
     closers.push(() => vault.stopJobs());
     // Before anything is served: what a crash left half-written goes (and is audited).
     await vault.collectOrphans();
@@ -117,6 +120,8 @@ export async function startAppliance(config: Config, log: Logger): Promise<Appli
     await vault.resumeRotations();
     const scrubTimer = scheduleScrubs(vault, config.scrub.intervalHours, log);
     closers.push(async () => clearInterval(scrubTimer));
+    const lockSweep = sweepExpiredLocks(vault, log);
+    closers.push(async () => clearInterval(lockSweep));
     let closed: Promise<void> | null = null;
 
     return {
@@ -150,6 +155,17 @@ function scheduleScrubs(vault: Vault, intervalHours: number, log: Logger): NodeJ
       (e: unknown) => log.error('The scheduled scrub did not start', e),
     );
   }, intervalHours * 3_600_000);
+  timer.unref();
+  return timer;
+}
+
+const LOCK_SWEEP_MS = 60_000;
+
+/** Expired locks stop counting at once; their records are removed (and audited) now and then, starting now. */
+function sweepExpiredLocks(vault: Vault, log: Logger): NodeJS.Timeout {
+  const sweep = () => vault.sweepExpiredLocks().catch((e: unknown) => log.error('The sweep of expired locks failed', e));
+  void sweep();
+  const timer = setInterval(sweep, LOCK_SWEEP_MS);
   timer.unref();
   return timer;
 }

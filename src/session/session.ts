@@ -2,14 +2,14 @@
 // vault, audit. WebDAV and the web UI get the same checks and the same audit
 // entries because they share this code.
 
-import { PassThrough, type Readable } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import { decide, decideSystem, type Action } from '../access/index.ts';
 import type { AuditEvent, AuditTrail } from '../audit/index.ts';
 import {
   formatVaultPath, isVellumError, VellumError, type Principal, type RequestOrigin, type VaultPath,
 } from '../kernel/index.ts';
 import type {
-  ByteRange, KeyStatus, LockRecord, NodeRecord, NodeView, RoleBinding, RotationStatus, ScrubStatus, StudyRecord, TransferResult, Vault,
+  ByteRange, KeyStatus, LockRecord, LockRequest, NodeRecord, NodeView, RoleBinding, RotationStatus, ScrubStatus, StudyRecord, TransferResult, Vault,
   VersionRecord, VersionView, WriteResult,
 } from '../vault/index.ts';
 
@@ -72,6 +72,15 @@ export interface Session {
 
   /** Active locks that cover path: on it, or depth-infinity locks on a folder above it. */
   locksOn(path: VaultPath): Promise<LockRecord[]>;
+  /**
+   * Locks path; an unmapped path first becomes an empty file (created: true).
+   * @throws LOCK_CONFLICT, PARENT_MISSING, LOCKED (creating the file inside a locked folder), FORBIDDEN
+   */
+  lock(path: VaultPath, request: LockRequest): Promise<{ lock: LockRecord; created: boolean }>;
+  /** New timeouts for this person's locks on path named by the submitted tokens. @throws LOCK_TOKEN_MISMATCH, LOCKED */
+  refreshLock(path: VaultPath, timeout: LockRequest['timeout']): Promise<LockRecord[]>;
+  /** Removes this person's lock. @throws LOCK_TOKEN_MISMATCH, FORBIDDEN (someone else's lock) */
+  unlock(path: VaultPath, token: string): Promise<LockRecord>;
 
   /** System action: Administrators only. */
   createStudy(input: { id: string; title: string; bindings: readonly RoleBinding[] }): Promise<StudyRecord>;
@@ -174,7 +183,9 @@ export function openSession(parts: SessionParts, principal: Principal, origin: R
     }).catch(() => undefined);
   }
 
-  const actor = (roles: string[]) => ({ principal, origin, roles, ...(options.reason === undefined ? {} : { reason: options.reason }) });
+  const actor = (roles: string[]) => ({
+    principal, origin, roles, lockTokens: options.lockTokens ?? [], ...(options.reason === undefined ? {} : { reason: options.reason }),
+  });
 
   /** A node by id, authorized for `action` against the path it is (or was) at. */
   async function nodeFor(study: string, nodeId: string, action: Action, auditAction: string): Promise<{ view: NodeView; roles: string[] }> {
@@ -299,8 +310,25 @@ export function openSession(parts: SessionParts, principal: Principal, origin: R
 
     async locksOn(path) {
       await authorize(path, 'read', 'node.stat');
-      return [];
+      return vault.locksOn(path);
     },
+
+    lock: (path, request) => change(path, 'write', 'node.lock', async (roles) => {
+      let created = false;
+      try {
+        await vault.stat(path);
+      } catch (e) {
+        if (!isVellumError(e, 'NOT_FOUND')) throw e;
+        // RFC 4918 §7.3: a LOCK on an unmapped URL makes an empty resource (here a versioned, audited empty file).
+        await vault.writeFile(path, Readable.from([]), actor(roles), { maxBytes: 0 });
+        created = true;
+      }
+      return { lock: await vault.lock(path, request, actor(roles)), created };
+    }),
+
+    refreshLock: (path, timeout) => change(path, 'write', 'node.lock.refresh', (roles) => vault.refreshLock(path, timeout, actor(roles))),
+
+    unlock: (path, token) => change(path, 'write', 'node.unlock', (roles) => vault.unlock(path, token, actor(roles))),
 
     async createStudy(input) {
       const roles = await administrator('study.create', { study: input.id });

@@ -11,6 +11,8 @@ export interface Actor {
   readonly origin: RequestOrigin;
   readonly roles: readonly string[];
   readonly reason?: string;
+  /** Lock tokens submitted with the request; a lock only yields to its own creator's token. */
+  readonly lockTokens?: readonly string[];
 }
 
 export function personRef(principal: Principal): PersonRef {

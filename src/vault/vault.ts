@@ -14,14 +14,15 @@ import {
 import type { BlobStore, ByteRange, StoredBlob } from './blob-store.ts';
 import type { KeyStatus, RotationStatus, ScrubStatus } from './jobs.ts';
 import { auditBase, personRef, type Actor } from './actor.ts';
+import { DEFAULT_LOCK_TIMEOUT, lockCovers, lockRootPath, lockSummary, LockTable, type LockRequest, type LockTimeoutBounds, type Touch } from './locks.ts';
 import { KeyedMutex } from './mutex.ts';
 import { collectOrphans, type OrphanReport } from './orphans.ts';
-import type { BlobRecord, NodeRecord, RoleBinding, StudyRecord, VersionOrigin, VersionRecord } from './records.ts';
+import type { BlobRecord, LockRecord, NodeRecord, RoleBinding, StudyRecord, VersionOrigin, VersionRecord } from './records.ts';
 import { createRotation, type StudyKeys } from './rotation.ts';
 import { createScrubber } from './scrub.ts';
 import { childKey, openTree, trashKey, versionKey, type Location } from './tree.ts';
 
-export type { Actor };
+export type { Actor, LockRequest, LockTimeoutBounds };
 
 export interface WriteResult {
   readonly node: NodeRecord;
@@ -93,6 +94,23 @@ export interface Vault {
   /** @throws NOT_FOUND, DESTINATION_EXISTS, PARENT_MISSING, NOT_A_FOLDER, FORBIDDEN, HSM_UNAVAILABLE, INTEGRITY_FAILURE */
   copy(from: VaultPath, to: VaultPath, actor: Actor, options: { overwrite: boolean; depth: 0 | 'infinity' }): Promise<TransferResult>;
 
+  /**
+   * Locks an existing file or folder (RFC 4918 §9.10).
+   * @throws NOT_FOUND, LOCK_CONFLICT (an overlapping exclusive lock, or any overlapping lock for an exclusive one)
+   */
+  lock(path: VaultPath, request: LockRequest, actor: Actor): Promise<LockRecord>;
+  /**
+   * New timeouts for the locks on path whose tokens the actor submitted.
+   * @throws LOCK_TOKEN_MISMATCH (no such lock applies to path), LOCKED (the locks are someone else's)
+   */
+  refreshLock(path: VaultPath, timeout: LockRequest['timeout'], actor: Actor): Promise<LockRecord[]>;
+  /** @throws LOCK_TOKEN_MISMATCH (no such active lock applies to path), FORBIDDEN (someone else's lock) */
+  unlock(path: VaultPath, token: string, actor: Actor): Promise<LockRecord>;
+  /** Active locks that apply to path: on it, or depth-infinity locks above it. Cheap: from memory. */
+  locksOn(path: VaultPath): Promise<LockRecord[]>;
+  /** Deletes the records of expired locks (one audit entry per study that had any); they stopped counting when they expired. */
+  sweepExpiredLocks(): Promise<number>;
+
   /** At start, before serving: removes temporary files and blobs no version refers to, and audits it. */
   collectOrphans(): Promise<OrphanReport>;
   keyStatus(study: string): Promise<KeyStatus>;
@@ -113,6 +131,8 @@ export interface VaultParts {
   readonly blobs: BlobStore;
   readonly keys: StudyKeys;
   readonly log: (message: string, error?: unknown) => void;
+  /** Lock timeouts granted; DEFAULT_LOCK_TIMEOUT when absent. */
+  readonly lockTimeout?: LockTimeoutBounds;
 }
 
 function versionSummary(version: VersionRecord | null) {
@@ -135,6 +155,24 @@ export function createVault(parts: VaultParts): Vault {
   const studyLock = <T>(study: string | null, task: () => Promise<T>) => mutex.run(`study:${study}`, task);
   const rotation = createRotation({ db, tree, blobs, audit, keys: parts.keys, studyLock, log: parts.log });
   const scrubber = createScrubber({ tree, blobs, audit, log: parts.log });
+  // Loaded once; every lock check and lock change awaits it (a store that can't be read fails them all).
+  const lockTable = LockTable.open(db, parts.lockTimeout ?? DEFAULT_LOCK_TIMEOUT);
+  lockTable.catch((e: unknown) => parts.log('The lock table could not be loaded', e));
+
+  /** The single lock check of every change: run under the study lock, before the commit. @throws LOCKED */
+  async function guard(actor: Actor, touches: readonly Touch[]): Promise<LockTable> {
+    const locks = await lockTable;
+    locks.assertMayChange(actor, touches);
+    return locks;
+  }
+
+  /** Ops deleting the locks rooted at or below the removed paths, and what to tell the index once they are written. */
+  function releaseLocks(locks: LockTable, removed: readonly VaultPath[]): { ops: WriteOp[]; released: LockRecord[]; forget: () => void } {
+    const released = removed.flatMap((path) => locks.within(path));
+    return { ops: locks.deleteOps(released), released, forget: () => locks.forget(released.map((lock) => lock.token)) };
+  }
+
+  const releasedValue = (released: readonly LockRecord[]) => (released.length === 0 ? {} : { locksReleased: released.map((lock) => lock.token) });
 
   async function view(node: NodeRecord): Promise<NodeView> {
     const location = await tree.locate(node);
@@ -171,8 +209,11 @@ export function createVault(parts: VaultParts): Vault {
     const now = isoTime();
     const ops: WriteOp[] = [];
     let replaced = false;
+    if (existing?.kind === 'folder' && !action.replaceFolder) throw new VellumError('IS_A_FOLDER');
+    const locks = await guard(actor, [{ kind: existing === undefined ? 'create' : existing.kind === 'folder' ? 'remove' : 'modify', path }]);
+    const release = releaseLocks(locks, existing?.kind === 'folder' ? [path] : []);
+    ops.push(...release.ops);
     if (existing?.kind === 'folder') {
-      if (!action.replaceFolder) throw new VellumError('IS_A_FOLDER');
       ops.push(...tombstoneOps(existing, actor, now).ops);
       existing = undefined;
       replaced = true;
@@ -196,10 +237,11 @@ export function createVault(parts: VaultParts): Vault {
         ...auditBase(actor), action: action.name(!existing), outcome: 'success',
         object: { study: parent.study, path: formatVaultPath(path), nodeId: node.id, versionId: version.id },
         oldValue: action.oldValue ?? versionSummary(existing?.currentVersion ?? null),
-        newValue: { ...versionSummary(version), ...(action.origin ? { origin: action.origin } : {}) },
+        newValue: { ...versionSummary(version), ...(action.origin ? { origin: action.origin } : {}), ...releasedValue(release.released) },
       },
       ops,
     );
+    release.forget();
     return { node, version, created: !existing, replaced };
   }
 
@@ -244,8 +286,10 @@ export function createVault(parts: VaultParts): Vault {
       const { parent, name } = await tree.resolveParent(to);
       const existing = await tree.existingChild(parent, name);
       if (existing && !overwrite) throw new VellumError('DESTINATION_EXISTS', `${formatVaultPath(to)} exists.`);
+      const locks = await guard(actor, [{ kind: existing ? 'remove' : 'create', path: to }]);
+      const release = releaseLocks(locks, existing ? [to] : []);
       const now = isoTime();
-      const ops: WriteOp[] = existing ? tombstoneOps(existing, actor, now).ops : [];
+      const ops: WriteOp[] = [...release.ops, ...(existing ? tombstoneOps(existing, actor, now).ops : [])];
       const folder: NodeRecord = {
         id: newId(), study: parent.study, parentId: parent.id, name, kind: 'folder', createdAt: now,
         createdBy: personRef(actor.principal), modifiedAt: now, currentVersion: null, versionCount: 0,
@@ -255,9 +299,11 @@ export function createVault(parts: VaultParts): Vault {
         {
           ...auditBase(actor), action: 'folder.copy', outcome: 'success', object: { study: parent.study, path: formatVaultPath(to), nodeId: folder.id },
           oldValue: { copiedFrom: formatVaultPath((await tree.locate(source)).path), replacedNodeId: existing?.id ?? null },
+          ...(release.released.length === 0 ? {} : { newValue: releasedValue(release.released) }),
         },
         ops,
       );
+      release.forget();
       return { node: folder, replaced: existing !== undefined };
     });
     if (depth === 'infinity') {
@@ -317,6 +363,7 @@ export function createVault(parts: VaultParts): Vault {
       return studyLock(path.study, async () => {
         const { parent, name } = await tree.resolveParent(path);
         if (await tree.existingChild(parent, name)) throw new VellumError('ALREADY_EXISTS', `${formatVaultPath(path)} exists.`);
+        await guard(actor, [{ kind: 'create', path }]);
         const now = isoTime();
         const folder: NodeRecord = {
           id: newId(), study: parent.study, parentId: parent.id, name, kind: 'folder', createdAt: now,
@@ -333,7 +380,10 @@ export function createVault(parts: VaultParts): Vault {
     async writeFile(path, body, actor, options) {
       // Fail fast, before reading the body, when the upload could never be stored.
       const first = await tree.resolveParent(path);
-      if ((await tree.existingChild(first.parent, first.name))?.kind === 'folder') throw new VellumError('IS_A_FOLDER');
+      const present = await tree.existingChild(first.parent, first.name);
+      if (present?.kind === 'folder') throw new VellumError('IS_A_FOLDER');
+      // Checked again under the study lock before the commit; this only spares a refused upload its bytes.
+      await guard(actor, [{ kind: present ? 'modify' : 'create', path }]);
       const stored = await blobs.write(first.parent.study, body, options.maxBytes, options.expectedSha256 === undefined ? {} : { expectedSha256: options.expectedSha256 });
       return withNewBlob(first.parent.study, stored, (content) => studyLock(path.study, async () => {
         const { node, version, created } = await commitVersion(path, content, actor, { name: (isNew) => (isNew ? 'file.create' : 'file.update') });
@@ -351,15 +401,18 @@ export function createVault(parts: VaultParts): Vault {
         const { parent, name } = await tree.resolveParent(path);
         const node = await tree.existingChild(parent, name);
         if (!node) throw new VellumError('NOT_FOUND', `${formatVaultPath(path)} does not exist.`);
+        const release = releaseLocks(await guard(actor, [{ kind: 'remove', path }]), [path]);
         const { tombstone, ops } = tombstoneOps(node, actor, isoTime());
         await audit.record(
           {
             ...auditBase(actor), action: node.kind === 'folder' ? 'folder.delete' : 'file.delete', outcome: 'success',
             object: { study: node.study, path: formatVaultPath(path), nodeId: node.id, ...(node.currentVersion ? { versionId: node.currentVersion.id } : {}) },
             oldValue: versionSummary(node.currentVersion),
+            ...(release.released.length === 0 ? {} : { newValue: releasedValue(release.released) }),
           },
-          ops,
+          [...ops, ...release.ops],
         );
+        release.forget();
         return tombstone;
       });
     },
@@ -426,6 +479,7 @@ export function createVault(parts: VaultParts): Vault {
         if (await tree.existingChild(parent, newName)) {
           throw new VellumError('NAME_TAKEN', `${formatVaultPath({ study, names: [...parentLocation.path.names, newName] })} exists; restore under another name.`);
         }
+        await guard(actor, [{ kind: 'create', path: { study, names: [...parentLocation.path.names, newName] } }]);
         const { deletedAt: _deletedAt, deletedBy: _deletedBy, ...live } = node;
         const restored: NodeRecord = { ...live, name: newName };
         const path = formatVaultPath({ study, names: [...parentLocation.path.names, newName] });
@@ -452,18 +506,22 @@ export function createVault(parts: VaultParts): Vault {
         const { parent, name } = await tree.resolveParent(to);
         const existing = await tree.existingChild(parent, name);
         if (existing && !options.overwrite) throw new VellumError('DESTINATION_EXISTS', `${formatVaultPath(to)} exists.`);
+        // Locks stay with URLs: those on the source (and a replaced destination) go; the destination's folders' locks cover what arrives.
+        const locks = await guard(actor, [{ kind: 'remove', path: from }, { kind: existing ? 'remove' : 'create', path: to }]);
+        const release = releaseLocks(locks, existing ? [from, to] : [from]);
         const now = isoTime();
-        const ops: WriteOp[] = existing ? tombstoneOps(existing, actor, now).ops : [];
+        const ops: WriteOp[] = [...release.ops, ...(existing ? tombstoneOps(existing, actor, now).ops : [])];
         const moved: NodeRecord = { ...node, parentId: parent.id, name, modifiedAt: now };
         ops.push(children.del(childKey(node.parentId!, node.name)), children.put(childKey(parent.id, name), node.id), nodes.put(node.id, moved));
         await audit.record(
           {
             ...auditBase(actor), action: node.kind === 'folder' ? 'folder.move' : 'file.move', outcome: 'success',
             object: { study: node.study, path: formatVaultPath(to), nodeId: node.id, ...(node.currentVersion ? { versionId: node.currentVersion.id } : {}) },
-            oldValue: { path: formatVaultPath(from) }, newValue: { path: formatVaultPath(to), replacedNodeId: existing?.id ?? null },
+            oldValue: { path: formatVaultPath(from) }, newValue: { path: formatVaultPath(to), replacedNodeId: existing?.id ?? null, ...releasedValue(release.released) },
           },
           ops,
         );
+        release.forget();
         return { node: moved, replaced: existing !== undefined };
       });
     },
@@ -478,6 +536,84 @@ export function createVault(parts: VaultParts): Vault {
       if (source.kind === 'folder') return copyFolder(source, to, actor, options.overwrite, options.depth);
       const { node, replaced } = await copyFile(source, to, actor, options.overwrite);
       return { node, replaced };
+    },
+
+    async lock(path, request, actor) {
+      return studyLock(path.study, async () => {
+        const node = await tree.resolve(path);
+        const locks = await lockTable;
+        const conflicts = locks.conflicts(path, request.scope, request.depth);
+        if (conflicts.length > 0) {
+          const roots = [...new Set(conflicts.map((lock) => `${formatVaultPath(lockRootPath(lock))} (${lock.scope})`))];
+          throw new VellumError('LOCK_CONFLICT', `Already locked: ${roots.join(', ')}.`);
+        }
+        const lock = locks.create({ study: node.study, names: path.names }, request, actor);
+        await audit.record(
+          { ...auditBase(actor), action: 'node.lock', outcome: 'success', object: { study: node.study, path: formatVaultPath(path), nodeId: node.id }, newValue: lockSummary(lock) },
+          [locks.section.put(lock.token, lock)],
+        );
+        locks.remember(lock);
+        return lock;
+      });
+    },
+
+    async refreshLock(path, timeout, actor) {
+      return studyLock(path.study, async () => {
+        const locks = await lockTable;
+        const submitted = new Set(actor.lockTokens ?? []);
+        const named = locks.covering(path).filter((lock) => submitted.has(lock.token));
+        if (named.length === 0) throw new VellumError('LOCK_TOKEN_MISMATCH', `No token sent applies to a lock on ${formatVaultPath(path)}.`);
+        const own = named.filter((lock) => lock.createdBy.id === actor.principal.id);
+        if (own.length === 0) throw new VellumError('LOCKED', 'Only the person who created a lock can refresh it.');
+        const refreshed = own.map((lock) => locks.refreshed(lock, timeout));
+        await audit.record(
+          {
+            ...auditBase(actor), action: 'node.lock.refresh', outcome: 'success', object: { study: path.study ?? undefined, path: formatVaultPath(path) },
+            oldValue: own.map((lock) => ({ token: lock.token, expiresAt: lock.expiresAt })), newValue: refreshed.map(lockSummary),
+          },
+          refreshed.map((lock) => locks.section.put(lock.token, lock)),
+        );
+        refreshed.forEach((lock) => locks.remember(lock));
+        return refreshed;
+      });
+    },
+
+    async unlock(path, token, actor) {
+      return studyLock(path.study, async () => {
+        const locks = await lockTable;
+        const lock = locks.byToken(token);
+        if (!lock || !lockCovers(lock, path)) throw new VellumError('LOCK_TOKEN_MISMATCH', `${token} is not the token of a lock on ${formatVaultPath(path)}.`);
+        if (lock.createdBy.id !== actor.principal.id) throw new VellumError('FORBIDDEN', `Only ${lock.createdBy.displayName}, who created the lock, can remove it; it expires at ${lock.expiresAt}.`);
+        await audit.record(
+          { ...auditBase(actor), action: 'node.unlock', outcome: 'success', object: { study: lock.study, path: formatVaultPath(lockRootPath(lock)) }, oldValue: lockSummary(lock) },
+          locks.deleteOps([lock]),
+        );
+        locks.forget([lock.token]);
+        return lock;
+      });
+    },
+
+    async locksOn(path) {
+      return (await lockTable).covering(path);
+    },
+
+    async sweepExpiredLocks() {
+      const locks = await lockTable;
+      let removed = 0;
+      for (const study of locks.expired().keys()) {
+        removed += await studyLock(study, async () => {
+          // Looked up again under the lock: a commit may have removed some meanwhile.
+          const expired = locks.expired().get(study) ?? [];
+          if (expired.length === 0) return 0;
+          await audit.record(
+            { ...auditBase(null), action: 'lock.expire', outcome: 'success', object: { study }, oldValue: expired.map(lockSummary) },
+            locks.deleteOps(expired),
+          );
+          locks.forget(expired.map((lock) => lock.token));
+          return expired.length;
+        });
+      }
+      return removed;
     },
 
     collectOrphans: () => collectOrphans({ tree, blobs, audit, log: parts.log }),

@@ -18,6 +18,7 @@ export interface Config {
   readonly auth: ParsedConfig['auth'];
   readonly limits: ParsedConfig['limits'];
   readonly scrub: ParsedConfig['scrub'];
+  readonly dav: ParsedConfig['dav'];
 }
 
 /** Environment variables that override single keys (documented in docs/configuration.md). */
@@ -95,6 +96,7 @@ export function buildConfig(raw: unknown, options: { source: string; baseDir: st
     auth: parsed.auth,
     limits: parsed.limits,
     scrub: parsed.scrub,
+    dav: parsed.dav,
   });
 }
 

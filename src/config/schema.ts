@@ -69,6 +69,10 @@ export const configSchema = z.strictObject({
     /** Largest file a single PUT may store. */
     uploadBytes: z.number().int().min(1).default(64 * 1024 ** 3),
   }).prefault({}),
+  dav: z.strictObject({
+    /** Answer PROPFIND with Depth: infinity (a walk of the whole tree) instead of refusing it with 403. */
+    allowInfiniteDepth: z.boolean().default(false),
+  }).prefault({}),
   scrub: z.strictObject({
     /** Hours between scheduled scrubs (every blob re-verified); 0 turns the schedule off. At most 24 days (a timer limit). */
     intervalHours: z.number().min(0).max(24 * 24).default(24 * 7),

@@ -13,6 +13,7 @@ import { remove } from './methods/delete.ts';
 import { get } from './methods/get.ts';
 import { mkcol } from './methods/mkcol.ts';
 import { propfind } from './methods/propfind.ts';
+import { proppatch } from './methods/proppatch.ts';
 import { put } from './methods/put.ts';
 import { transfer } from './methods/transfer.ts';
 import type { DavOptions } from './options.ts';
@@ -30,6 +31,7 @@ const METHODS: Record<string, MethodHandler> = {
   MOVE: transfer,
   COPY: transfer,
   PROPFIND: propfind,
+  PROPPATCH: proppatch,
 };
 const SUPPORTED = ['OPTIONS', ...Object.keys(METHODS)];
 const DAV_CLASS = '1';

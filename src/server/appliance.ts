@@ -58,7 +58,7 @@ export async function startAppliance(config: Config, log: Logger): Promise<Appli
     closers.push(() => db.close());
     const audit = await openAuditTrail(db);
     const blobs = await openBlobStore(config.dataDir, keys);
-    const vault = createVault({ db, audit, blobs, keys, log: (message, error) => (error === undefined ? log.info(message) : log.error(message, error)) });
+    const vault = createVault({ db, audit, blobs, keys, dataDir: config.dataDir, log: (message, error) => (error === undefined ? log.info(message) : log.error(message, error)) });
     closers.push(() => vault.stopJobs());
     // Before anything is served: what a crash left half-written goes (and is audited).
     await vault.collectOrphans();
@@ -76,6 +76,7 @@ export async function startAppliance(config: Config, log: Logger): Promise<Appli
       hrefBase: DAV_MOUNT,
       realm: config.auth.realm,
       xmlBodyBytes: config.limits.xmlBodyBytes,
+      allowInfiniteDepth: config.dav.allowInfiniteDepth,
       uploadBytes: config.limits.uploadBytes,
       authenticator,
       sessionFor: (principal, origin, sessionOptions) => openSession(sessionParts, principal, origin, sessionOptions),

@@ -29,6 +29,8 @@ export function openTree(db: Database) {
   const trash = db.section<string>('trash');
   /** blob id -> what it holds and how many versions share it. */
   const blobs = db.section<BlobRecord>('blobs');
+  /** `nodeId/{namespace}local` -> a dead property's serialised element (properties.ts). */
+  const properties = db.section<string>('properties');
 
   async function studyOrThrow(id: string): Promise<StudyRecord> {
     const study = await studies.get(id);
@@ -107,5 +109,5 @@ export function openTree(db: Database) {
     return blob;
   }
 
-  return { studies, nodes, children, versions, trash, blobs, studyOrThrow, resolve, resolveParent, existingChild, nodeInStudy, locate, versionOf, blobOf };
+  return { studies, nodes, children, versions, trash, blobs, properties, studyOrThrow, resolve, resolveParent, existingChild, nodeInStudy, locate, versionOf, blobOf };
 }

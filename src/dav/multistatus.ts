@@ -33,9 +33,18 @@ export function parseClark(name: string): { ns: string; local: string } {
   return { ns: name.slice(1, end), local: name.slice(end + 1) };
 }
 
+/** Empty elements already made: a big folder's answer names the same few properties thousands of times. */
+const emptyProperties = new Map<string, string>();
+const MAX_REMEMBERED = 1000;
+
 /** An empty property element, for propname answers and for property names in a propstat. */
 export function emptyProperty(name: string): string {
-  return serializeElement({ ...parseClark(name), attributes: [], children: [] }, RESPONSE_SCOPE);
+  let xml = emptyProperties.get(name);
+  if (xml === undefined) {
+    xml = serializeElement({ ...parseClark(name), attributes: [], children: [] }, RESPONSE_SCOPE);
+    if (emptyProperties.size < MAX_REMEMBERED) emptyProperties.set(name, xml);
+  }
+  return xml;
 }
 
 export function responseXml(href: string, propstats: readonly Propstat[]): string {

@@ -2,7 +2,9 @@
 // folder (Windows keeps its Win32 timestamps and attributes there). One entry
 // per node and property, keyed `nodeId/{namespace}local`; the value is the
 // property element as the client sent it, serialised with its namespaces, so
-// it is returned exactly. They belong to the node: a move keeps them, a
+// it is returned exactly. An index (node id -> its property names) lets a
+// PROPFIND of a big folder read every child's properties in two batched
+// reads instead of one scan per child. They belong to the node: a move keeps them, a
 // delete leaves them on the tombstone, a copy copies them. Also the storage
 // figures behind the RFC 4331 quota properties.
 
@@ -56,32 +58,31 @@ export interface PropertyPatch {
 
 export type Properties = ReturnType<typeof openProperties>;
 
-export function openProperties(section: Section<string>) {
+/** Writes of a node's name index: the names, or none. */
+function indexOps(index: Section<string[]>, nodeId: string, names: Iterable<string>): WriteOp {
+  const sorted = [...names].sort();
+  return sorted.length === 0 ? index.del(nodeId) : index.put(nodeId, sorted);
+}
+
+export function openProperties(section: Section<string>, index: Section<string[]>) {
   async function all(nodeId: string): Promise<PropertyMap> {
-    const found: PropertyMap = new Map();
-    const prefix = `${nodeId}/`;
-    for await (const [key, xml] of section.withPrefix(prefix)) found.set(key.slice(prefix.length), xml);
-    return found;
+    return (await ofNodes([nodeId]))[0]!;
   }
 
   /**
-   * The properties of each node, in order: only `names` when given (one
-   * batched read for all of them), else all of them.
+   * The properties of each node, in order: only `names` when given, else all
+   * of them (their names from the index). One batched read for the values.
    */
   async function ofNodes(nodeIds: readonly string[], names?: readonly string[]): Promise<PropertyMap[]> {
-    if (names === undefined) {
-      const found: PropertyMap[] = [];
-      for (const id of nodeIds) found.push(await all(id));
-      return found;
-    }
-    if (names.length === 0) return nodeIds.map(() => new Map());
-    const values = await section.getMany(nodeIds.flatMap((id) => names.map((name) => propertyKey(id, name))));
-    return nodeIds.map((_, i) => {
+    const namesOf = names === undefined ? (await index.getMany(nodeIds)).map((held) => held ?? []) : nodeIds.map(() => names);
+    const values = await section.getMany(nodeIds.flatMap((id, i) => namesOf[i]!.map((name) => propertyKey(id, name))));
+    let next = 0;
+    return namesOf.map((held) => {
       const found: PropertyMap = new Map();
-      names.forEach((name, j) => {
-        const xml = values[i * names.length + j];
+      for (const name of held) {
+        const xml = values[next++];
         if (xml !== undefined) found.set(name, xml);
-      });
+      }
       return found;
     });
   }
@@ -124,6 +125,7 @@ export function openProperties(section: Section<string>) {
       oldValue[name] = auditValue(before);
       newValue[name] = auditValue(after);
     }
+    ops.push(indexOps(index, nodeId, next.keys()));
     return { ops, oldValue, newValue };
   }
 
@@ -135,6 +137,7 @@ export function openProperties(section: Section<string>) {
       for (const name of (await all(toId)).keys()) if (!source.has(name)) ops.push(section.del(propertyKey(toId, name)));
     }
     for (const [name, xml] of source) ops.push(section.put(propertyKey(toId, name), xml));
+    if (replacing || source.size > 0) ops.push(indexOps(index, toId, source.keys()));
     return ops;
   }
 

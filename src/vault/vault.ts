@@ -152,7 +152,7 @@ export function createVault(parts: VaultParts): Vault {
   const studyLock = <T>(study: string | null, task: () => Promise<T>) => mutex.run(`study:${study}`, task);
   const rotation = createRotation({ db, tree, blobs, audit, keys: parts.keys, studyLock, log: parts.log });
   const scrubber = createScrubber({ tree, blobs, audit, log: parts.log });
-  const properties = openProperties(tree.properties);
+  const properties = openProperties(tree.properties, tree.propertyNames);
   const storageUsage = storageUsageOf(tree.blobs, parts.dataDir);
 
   async function view(node: NodeRecord): Promise<NodeView> {
@@ -326,12 +326,10 @@ export function createVault(parts: VaultParts): Vault {
     async list(path) {
       const folder = await tree.resolve(path);
       if (folder.kind !== 'folder') throw new VellumError('NOT_A_FOLDER');
-      const found: NodeRecord[] = [];
-      for await (const [, id] of children.withPrefix(`${folder.id}/`)) {
-        const node = await nodes.get(id);
-        if (node && node.deletedAt === undefined) found.push(node);
-      }
-      return found;
+      const ids: string[] = [];
+      for await (const [, id] of children.withPrefix(`${folder.id}/`)) ids.push(id);
+      // One batched read: a folder of 10,000 files is listed in one call, not 10,000.
+      return (await nodes.getMany(ids)).filter((node): node is NodeRecord => node !== undefined && node.deletedAt === undefined);
     },
 
     async makeFolder(path, actor) {

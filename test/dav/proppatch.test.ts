@@ -134,7 +134,7 @@ test.serial('malformed, wrong-root, empty, DOCTYPE and oversized bodies: 4xx, no
   t.deepEqual(await auditSince(seq), []);
 });
 
-test.serial('properties follow MOVE, are copied by COPY (a folder with its contents too), and survive a restart', async (t) => {
+test.serial('properties follow MOVE, are copied by COPY (a folder with its contents too), and survive a restart (which allows Depth: infinity)', async (t) => {
   t.is((await send(running, url('/a.txt'), { method: 'MOVE', headers: { Destination: url('/moved.txt') } })).status, 201);
   t.is((await propsOf('/moved.txt')).get(`{${EX}}color`)?.text, 'red');
   t.is((await send(running, url('/moved.txt'), { method: 'COPY', headers: { Destination: url('/copied.txt') } })).status, 201);
@@ -150,7 +150,10 @@ test.serial('properties follow MOVE, are copied by COPY (a folder with its conte
 
   await running.stopAppliance();
   const config = buildConfig(
-    applianceConfig(running.env, running.dataDir, { ldapTimeoutMs: 2000, secretEnv: { ldapBindPassword: 'TEST_LDAP_BIND_PASSWORD', hsmPin: 'TEST_HSM_PIN' } }),
+    {
+      ...applianceConfig(running.env, running.dataDir, { ldapTimeoutMs: 2000, secretEnv: { ldapBindPassword: 'TEST_LDAP_BIND_PASSWORD', hsmPin: 'TEST_HSM_PIN' } }),
+      dav: { allowInfiniteDepth: true },
+    },
     { source: 'test config', baseDir: running.env.dir, env: { TEST_LDAP_BIND_PASSWORD: running.env.ldap.servicePassword, TEST_HSM_PIN: running.env.hsm.pin } },
   );
   const again = await startAppliance(config, { info: () => undefined, error: () => undefined });
@@ -159,6 +162,12 @@ test.serial('properties follow MOVE, are copied by COPY (a folder with its conte
     const props = await propsOf('/moved.txt');
     t.is(props.get(`{${EX}}color`)?.text, 'red');
     t.is(props.get(`{${EX}}nested`)?.xml, `<ns0:nested xmlns:ns0="${EX}"><ns1:deep xmlns:ns1="urn:other" ns1:attr="1">\u{10000} &lt;ok&gt;</ns1:deep></ns0:nested>`);
+
+    const everything = await send(running, url('/'), { method: 'PROPFIND', headers: { Depth: 'infinity' }, body: propfindBody(`<D:prop><E:color xmlns:E="${EX}"/></D:prop>`) });
+    t.is(everything.status, 207);
+    const found = readMultistatus(everything.text);
+    t.is(found.get(href('/Folder%20copy/inside.txt'))?.get(`{${EX}}color`)?.text, 'red', 'the walk reaches two levels down');
+    t.true(found.has(href('/')) && found.has(href('/Folder/')) && found.has(href('/win.docx')));
   } finally {
     await again.close();
   }

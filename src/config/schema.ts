@@ -75,6 +75,8 @@ export const configSchema = z.strictObject({
       defaultSeconds: z.number().int().min(1).max(30 * 86_400).default(3600),
       maxSeconds: z.number().int().min(1).max(30 * 86_400).default(86_400),
     }).prefault({}).refine((timeout) => timeout.defaultSeconds <= timeout.maxSeconds, 'defaultSeconds may not be larger than maxSeconds'),
+    /** Answer PROPFIND with Depth: infinity (a walk of the whole tree) instead of refusing it with 403. */
+    allowInfiniteDepth: z.boolean().default(false),
   }).prefault({}),
   scrub: z.strictObject({
     /** Hours between scheduled scrubs (every blob re-verified); 0 turns the schedule off. At most 24 days (a timer limit). */

@@ -14,6 +14,7 @@ import { get } from './methods/get.ts';
 import { lock } from './methods/lock.ts';
 import { mkcol } from './methods/mkcol.ts';
 import { propfind } from './methods/propfind.ts';
+import { proppatch } from './methods/proppatch.ts';
 import { put } from './methods/put.ts';
 import { transfer } from './methods/transfer.ts';
 import { unlock } from './methods/unlock.ts';
@@ -34,6 +35,7 @@ const METHODS: Record<string, MethodHandler> = {
   PROPFIND: propfind,
   LOCK: lock,
   UNLOCK: unlock,
+  PROPPATCH: proppatch,
 };
 const SUPPORTED = ['OPTIONS', ...Object.keys(METHODS)];
 const DAV_CLASS = '1, 2';

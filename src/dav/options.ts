@@ -13,6 +13,8 @@ export interface DavOptions {
   readonly hrefBase: string;
   readonly realm: string;
   readonly xmlBodyBytes: number;
+  /** PROPFIND with Depth: infinity (or no Depth) is answered; otherwise refused with 403 propfind-finite-depth. */
+  readonly allowInfiniteDepth: boolean;
   readonly uploadBytes: number;
   readonly authenticator: Authenticator;
   readonly sessionFor: (principal: Principal, origin: RequestOrigin, options: Pick<SessionOptions, 'reason' | 'lockTokens'>) => Session;

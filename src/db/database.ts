@@ -27,6 +27,8 @@ export interface RangeOptions {
 export interface Section<V> {
   readonly name: string;
   get(key: string): Promise<V | undefined>;
+  /** Many keys in one call, in the order given (undefined where missing). */
+  getMany(keys: readonly string[]): Promise<(V | undefined)[]>;
   /** Entries in key order. */
   entries(range?: RangeOptions): AsyncIterable<[string, V]>;
   /** Entries whose key starts with prefix. */
@@ -74,6 +76,7 @@ export async function openDatabase(location: string): Promise<Database> {
       return {
         name,
         get: async (key) => (await sub.get(key)) as V | undefined,
+        getMany: async (keys) => (keys.length === 0 ? [] : (await sub.getMany([...keys])) as (V | undefined)[]),
         entries,
         withPrefix: (prefix, options = {}) => entries({ gte: prefix, lt: prefix + '\uffff', ...options }),
         put: (key, value) => ({ type: 'put', section: name, key, value }),

@@ -38,6 +38,7 @@ export const errorCatalog = {
   LOCKED: { status: 423, message: 'The resource is locked; send its lock token in an If header to change it.' },
   LOCK_CONFLICT: { status: 423, message: 'The resource is already locked in a way that conflicts with this lock request.' },
   LOCK_TOKEN_MISMATCH: { status: 409, message: 'The lock token does not belong to a lock on this resource.' },
+  PROPERTIES_TOO_LARGE: { status: 507, message: 'The properties do not fit in what this server keeps per file or folder; nothing was changed.' },
   REASON_REQUIRED: { status: 428, message: 'This study requires a reason for this change.' },
   CONTENT_SHREDDED: { status: 410, message: 'The content of this version was destroyed (crypto-shredded) and cannot be read.' },
   // Dependencies (fail closed)

@@ -59,7 +59,7 @@ export async function startAppliance(config: Config, log: Logger): Promise<Appli
     const audit = await openAuditTrail(db);
     const blobs = await openBlobStore(config.dataDir, keys);
     const vault = createVault({
-      db, audit, blobs, keys, lockTimeout: config.dav.lockTimeout,
+      db, audit, blobs, keys, dataDir: config.dataDir, lockTimeout: config.dav.lockTimeout,
       log: (message, error) => (error === undefined ? log.info(message) : log.error(message, error)),
     });
     closers.push(() => vault.stopJobs());
@@ -79,6 +79,7 @@ export async function startAppliance(config: Config, log: Logger): Promise<Appli
       hrefBase: DAV_MOUNT,
       realm: config.auth.realm,
       xmlBodyBytes: config.limits.xmlBodyBytes,
+      allowInfiniteDepth: config.dav.allowInfiniteDepth,
       uploadBytes: config.limits.uploadBytes,
       authenticator,
       sessionFor: (principal, origin, sessionOptions) => openSession(sessionParts, principal, origin, sessionOptions),

@@ -9,7 +9,7 @@ import {
   formatVaultPath, isVellumError, VellumError, type Principal, type RequestOrigin, type VaultPath,
 } from '../kernel/index.ts';
 import type {
-  ByteRange, KeyStatus, LockRecord, LockRequest, NodeRecord, NodeView, RoleBinding, RotationStatus, ScrubStatus, StudyRecord, TransferResult, Vault,
+  ByteRange, KeyStatus, LockRecord, LockRequest, NodeRecord, NodeView, PropertyMap, PropertyOperation, RoleBinding, StorageUsage, RotationStatus, ScrubStatus, StudyRecord, TransferResult, Vault,
   VersionRecord, VersionView, WriteResult,
 } from '../vault/index.ts';
 
@@ -69,6 +69,19 @@ export interface Session {
    * target study's key. A copy onto an existing file makes a new version of it.
    */
   copy(from: VaultPath, to: VaultPath, options: { overwrite: boolean; depth: 0 | 'infinity' }): Promise<TransferResult>;
+
+  /** Dead properties of the file or folder at path (only `names` when given): Clark name -> serialised element. */
+  properties(path: VaultPath, names?: readonly string[]): Promise<PropertyMap>;
+  /** Dead properties of nodes of one study (e.g. a folder's children from list()), in order; one batched read. */
+  propertiesOf(study: string, nodeIds: readonly string[], names?: readonly string[]): Promise<PropertyMap[]>;
+  /**
+   * PROPPATCH: sets and removes dead properties in order, all or nothing;
+   * audited as `node.properties` with the old and new values.
+   * @throws NOT_FOUND, FORBIDDEN, PROPERTIES_TOO_LARGE
+   */
+  patchProperties(path: VaultPath, operations: readonly PropertyOperation[]): Promise<NodeRecord>;
+  /** Quota figures (RFC 4331) for the study of path. */
+  storageUsage(path: VaultPath): Promise<StorageUsage>;
 
   /** Active locks that cover path: on it, or depth-infinity locks on a folder above it. */
   locksOn(path: VaultPath): Promise<LockRecord[]>;
@@ -306,6 +319,24 @@ export function openSession(parts: SessionParts, principal: Principal, origin: R
         { action: 'node.copy', roles, object: { study: to.study ?? undefined, path: formatVaultPath(to) }, oldValue: { path: formatVaultPath(from) } },
         () => vault.copy(from, to, actor(roles), copyOptions),
       );
+    },
+
+    async properties(path, names) {
+      await authorize(path, 'read', 'node.stat');
+      const node = await vault.stat(path);
+      return (await vault.propertiesOf(node.study, [node.id], names))[0]!;
+    },
+
+    async propertiesOf(study, nodeIds, names) {
+      await authorize({ study, names: [] }, 'read', 'node.stat');
+      return vault.propertiesOf(study, nodeIds, names);
+    },
+
+    patchProperties: (path, operations) => change(path, 'write', 'node.properties', (roles) => vault.patchProperties(path, operations, actor(roles))),
+
+    async storageUsage(path) {
+      await authorize(path, 'read', 'node.stat');
+      return vault.storageUsage(path.study!);
     },
 
     async locksOn(path) {

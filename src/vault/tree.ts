@@ -29,6 +29,10 @@ export function openTree(db: Database) {
   const trash = db.section<string>('trash');
   /** blob id -> what it holds and how many versions share it. */
   const blobs = db.section<BlobRecord>('blobs');
+  /** `nodeId/{namespace}local` -> a dead property's serialised element (properties.ts). */
+  const properties = db.section<string>('properties');
+  /** node id -> the names of its dead properties, sorted. */
+  const propertyNames = db.section<string[]>('property-names');
 
   async function studyOrThrow(id: string): Promise<StudyRecord> {
     const study = await studies.get(id);
@@ -107,5 +111,5 @@ export function openTree(db: Database) {
     return blob;
   }
 
-  return { studies, nodes, children, versions, trash, blobs, studyOrThrow, resolve, resolveParent, existingChild, nodeInStudy, locate, versionOf, blobOf };
+  return { studies, nodes, children, versions, trash, blobs, properties, propertyNames, studyOrThrow, resolve, resolveParent, existingChild, nodeInStudy, locate, versionOf, blobOf };
 }

@@ -16,6 +16,7 @@ import type { KeyStatus, RotationStatus, ScrubStatus } from './jobs.ts';
 import { auditBase, personRef, type Actor } from './actor.ts';
 import { DEFAULT_LOCK_TIMEOUT, lockCovers, lockRootPath, lockSummary, LockTable, type LockRequest, type LockTimeoutBounds, type Touch } from './locks.ts';
 import { KeyedMutex } from './mutex.ts';
+import { openProperties, storageUsageOf, type PropertyMap, type PropertyOperation, type StorageUsage } from './properties.ts';
 import { collectOrphans, type OrphanReport } from './orphans.ts';
 import type { BlobRecord, LockRecord, NodeRecord, RoleBinding, StudyRecord, VersionOrigin, VersionRecord } from './records.ts';
 import { createRotation, type StudyKeys } from './rotation.ts';
@@ -110,6 +111,19 @@ export interface Vault {
   locksOn(path: VaultPath): Promise<LockRecord[]>;
   /** Deletes the records of expired locks (one audit entry per study that had any); they stopped counting when they expired. */
   sweepExpiredLocks(): Promise<number>;
+  /**
+   * Dead properties of nodes of a study, in the order of nodeIds: only `names`
+   * when given. A node of another study (or no node) has none.
+   */
+  propertiesOf(study: string, nodeIds: readonly string[], names?: readonly string[]): Promise<PropertyMap[]>;
+  /**
+   * Applies a PROPPATCH's operations in order, all or nothing, in one batch
+   * with its audit entry (`node.properties`).
+   * @throws NOT_FOUND, PROPERTIES_TOO_LARGE, STORE_UNAVAILABLE
+   */
+  patchProperties(path: VaultPath, operations: readonly PropertyOperation[], actor: Actor): Promise<NodeRecord>;
+  /** Bytes a study stores and bytes still free, for the quota properties (the sums are cached briefly). */
+  storageUsage(study: string): Promise<StorageUsage>;
 
   /** At start, before serving: removes temporary files and blobs no version refers to, and audits it. */
   collectOrphans(): Promise<OrphanReport>;
@@ -130,6 +144,8 @@ export interface VaultParts {
   readonly audit: AuditTrail;
   readonly blobs: BlobStore;
   readonly keys: StudyKeys;
+  /** The data directory: quota-available-bytes is the free space of its volume. */
+  readonly dataDir: string;
   readonly log: (message: string, error?: unknown) => void;
   /** Lock timeouts granted; DEFAULT_LOCK_TIMEOUT when absent. */
   readonly lockTimeout?: LockTimeoutBounds;
@@ -173,6 +189,8 @@ export function createVault(parts: VaultParts): Vault {
   }
 
   const releasedValue = (released: readonly LockRecord[]) => (released.length === 0 ? {} : { locksReleased: released.map((lock) => lock.token) });
+  const properties = openProperties(tree.properties, tree.propertyNames);
+  const storageUsage = storageUsageOf(tree.blobs, parts.dataDir);
 
   async function view(node: NodeRecord): Promise<NodeView> {
     const location = await tree.locate(node);
@@ -202,7 +220,8 @@ export function createVault(parts: VaultParts): Vault {
    * there), in one batch with its audit entry. Runs under the study lock.
    */
   async function commitVersion(
-    path: VaultPath, content: Content, actor: Actor, action: { name: (created: boolean) => string; origin?: VersionOrigin; oldValue?: unknown; replaceFolder?: boolean },
+    path: VaultPath, content: Content, actor: Actor,
+    action: { name: (created: boolean) => string; origin?: VersionOrigin; oldValue?: unknown; replaceFolder?: boolean; copyPropertiesFrom?: string },
   ): Promise<WriteResult & { replaced: boolean }> {
     const { parent, name } = await tree.resolveParent(path);
     let existing = await tree.existingChild(parent, name);
@@ -232,6 +251,8 @@ export function createVault(parts: VaultParts): Vault {
       : { id: nodeId, study: parent.study, parentId: parent.id, name, kind: 'file', createdAt: now, createdBy: personRef(actor.principal), modifiedAt: now, currentVersion: version, versionCount: 1 };
     ops.push(nodes.put(node.id, node), versions.put(versionKey(node.id, number), version), ...await blobRefOps(parent.study, content));
     if (!existing) ops.push(children.put(childKey(parent.id, name), node.id));
+    // A copy's destination ends up with the source's dead properties only (RFC 4918 §9.8.2).
+    if (action.copyPropertiesFrom !== undefined) ops.push(...await properties.copyOps(action.copyPropertiesFrom, node.id, existing !== undefined));
     await audit.record(
       {
         ...auditBase(actor), action: action.name(!existing), outcome: 'success',
@@ -269,7 +290,7 @@ export function createVault(parts: VaultParts): Vault {
     if (current === null) throw new VellumError('INTERNAL', `File ${source.id} has no version.`);
     const origin: VersionOrigin = { kind: 'copy', fromStudy: source.study, fromNodeId: source.id, fromVersionId: current.id };
     const from = formatVaultPath((await tree.locate(source)).path);
-    const action = { name: (created: boolean) => (created ? 'file.copy' : 'file.update'), origin, oldValue: undefined as unknown, replaceFolder };
+    const action = { name: (created: boolean) => (created ? 'file.copy' : 'file.update'), origin, oldValue: undefined as unknown, replaceFolder, copyPropertiesFrom: source.id };
     if (source.study === to.study) {
       const record = await tree.blobOf(current.blobId);
       const blob: StoredBlob = { blobId: current.blobId, size: current.size, sha256: current.sha256, kekVersion: record.kekVersion };
@@ -294,7 +315,7 @@ export function createVault(parts: VaultParts): Vault {
         id: newId(), study: parent.study, parentId: parent.id, name, kind: 'folder', createdAt: now,
         createdBy: personRef(actor.principal), modifiedAt: now, currentVersion: null, versionCount: 0,
       };
-      ops.push(nodes.put(folder.id, folder), children.put(childKey(parent.id, name), folder.id));
+      ops.push(nodes.put(folder.id, folder), children.put(childKey(parent.id, name), folder.id), ...await properties.copyOps(source.id, folder.id, false));
       await audit.record(
         {
           ...auditBase(actor), action: 'folder.copy', outcome: 'success', object: { study: parent.study, path: formatVaultPath(to), nodeId: folder.id },
@@ -350,12 +371,10 @@ export function createVault(parts: VaultParts): Vault {
     async list(path) {
       const folder = await tree.resolve(path);
       if (folder.kind !== 'folder') throw new VellumError('NOT_A_FOLDER');
-      const found: NodeRecord[] = [];
-      for await (const [, id] of children.withPrefix(`${folder.id}/`)) {
-        const node = await nodes.get(id);
-        if (node && node.deletedAt === undefined) found.push(node);
-      }
-      return found;
+      const ids: string[] = [];
+      for await (const [, id] of children.withPrefix(`${folder.id}/`)) ids.push(id);
+      // One batched read: a folder of 10,000 files is listed in one call, not 10,000.
+      return (await nodes.getMany(ids)).filter((node): node is NodeRecord => node !== undefined && node.deletedAt === undefined);
     },
 
     async makeFolder(path, actor) {
@@ -615,6 +634,30 @@ export function createVault(parts: VaultParts): Vault {
       }
       return removed;
     },
+    async propertiesOf(study, nodeIds, names) {
+      const owners = await nodes.getMany(nodeIds);
+      const found = await properties.ofNodes(nodeIds.filter((_, i) => owners[i]?.study === study), names);
+      let next = 0;
+      return nodeIds.map((_, i) => (owners[i]?.study === study ? found[next++]! : new Map()));
+    },
+
+    async patchProperties(path, operations, actor) {
+      return studyLock(path.study, async () => {
+        const node = await tree.resolve(path);
+        await guard(actor, [{ kind: 'modify', path }]);
+        const patch = await properties.plan(node.id, operations);
+        await audit.record(
+          {
+            ...auditBase(actor), action: 'node.properties', outcome: 'success',
+            object: { study: node.study, path: formatVaultPath(path), nodeId: node.id }, oldValue: patch.oldValue, newValue: patch.newValue,
+          },
+          patch.ops,
+        );
+        return node;
+      });
+    },
+
+    storageUsage,
 
     collectOrphans: () => collectOrphans({ tree, blobs, audit, log: parts.log }),
     keyStatus: (study) => rotation.status(study),

@@ -38,7 +38,7 @@ export async function openVaultFixture(existing?: { dir: string; hsm: SoftHsmTok
   const audit = await openAuditTrail(db);
   const blobs = await openBlobStore(join(dir, 'data'), keys);
   const logs: string[] = [];
-  const vault = createVault({ db, audit, blobs, keys, log: (message) => logs.push(message) });
+  const vault = createVault({ db, audit, blobs, keys, dataDir: join(dir, 'data'), log: (message) => logs.push(message) });
   let closed = false;
   const shut = async () => {
     if (closed) return;

@@ -3,11 +3,12 @@
 // is the lock discovery of what was granted, with the Lock-Token header for a
 // new lock (201 when the LOCK made the resource, an empty file).
 
-import { encodeVaultPath, VellumError } from '../../kernel/index.ts';
+import { VellumError } from '../../kernel/index.ts';
 import type { LockRecord, LockRequest } from '../../vault/index.ts';
 import { readBody, single, type DavContext } from '../context.ts';
 import { submittedLockTokens } from '../preconditions.ts';
-import { davChild, elementsOf, escapeText, isDav, parseXml, serializeElement, type XmlElement } from '../xml.ts';
+import { activeLockXml } from '../live-properties.ts';
+import { davChild, elementsOf, isDav, parseXml, serializeElement, type XmlElement } from '../xml.ts';
 
 export async function lock(ctx: DavContext): Promise<void> {
   const { req, res, session, path, options } = ctx;
@@ -64,19 +65,6 @@ function lockInfo(root: XmlElement): Pick<LockRequest, 'scope' | 'owner'> {
   if (!type || !elementsOf(type).some((child) => isDav(child, 'write'))) throw new VellumError('XML_INVALID', 'DAV:lockinfo needs a DAV:locktype holding DAV:write (the only lock type).');
   const owner = davChild(root, 'owner');
   return { scope, owner: owner ? serializeElement(owner) : null };
-}
-
-/** One DAV:activelock (RFC 4918 §14.1), in a document where the prefix D is bound to DAV:. */
-export function activeLockXml(lock: LockRecord, hrefBase: string, now: number = Date.now()): string {
-  const remaining = Math.max(0, Math.ceil((Date.parse(lock.expiresAt) - now) / 1000));
-  const root = `${hrefBase}${encodeVaultPath({ study: lock.study, names: lock.root })}`;
-  return '<D:activelock>'
-    + `<D:locktype><D:write/></D:locktype><D:lockscope><D:${lock.scope}/></D:lockscope><D:depth>${lock.depth === 0 ? '0' : 'infinity'}</D:depth>`
-    + (lock.owner ?? '')
-    + `<D:timeout>Second-${remaining}</D:timeout>`
-    + `<D:locktoken><D:href>${escapeText(lock.token)}</D:href></D:locktoken>`
-    + `<D:lockroot><D:href>${escapeText(root)}</D:href></D:lockroot>`
-    + '</D:activelock>';
 }
 
 function sendDiscovery(ctx: DavContext, status: number, locks: readonly LockRecord[]): void {

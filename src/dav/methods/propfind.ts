@@ -1,67 +1,155 @@
-// PROPFIND, still answered by webdav-server over the VaultFileSystem.
+// PROPFIND (RFC 4918 §9.1): live properties computed from the vault's
+// records, dead properties read in one batch per group of resources, the
+// multistatus streamed as it is produced. Depth 0 and 1; infinity only when
+// configured. Access is the session's: a resource the person may not read
+// is refused (403/404) before anything is written.
 
-import type { ServerResponse } from 'node:http';
-import { v2 as webdav } from 'webdav-server';
-import { VellumError } from '../../kernel/index.ts';
-import { stripMount, type DavContext } from '../context.ts';
-import { VaultFileSystem, type DavUser } from '../dav-filesystem.ts';
-import type { DavOptions } from '../options.ts';
+import { VellumError, type VaultPath } from '../../kernel/index.ts';
+import type { LockRecord, StorageUsage } from '../../vault/index.ts';
+import { readBody, single, type DavContext } from '../context.ts';
+import {
+  ALLPROP_NAMES, hrefOf, isFolder, isLive, liveNamesOf, liveProperty, LOCKDISCOVERY, QUOTA_NAMES, type Resource,
+} from '../live-properties.ts';
+import { emptyProperty, MultistatusWriter, responseXml, type Propstat } from '../multistatus.ts';
+import { clarkName, DAV_NS, elementsOf, isDav, parseXml } from '../xml.ts';
 
-const users = new WeakMap<object, DavUser>();
-const libraries = new WeakMap<DavOptions, webdav.WebDAVServer>();
+type PropfindRequest =
+  | { readonly kind: 'allprop'; readonly include: readonly string[] }
+  | { readonly kind: 'prop'; readonly names: readonly string[] }
+  | { readonly kind: 'propname' };
 
-function libraryFor(options: DavOptions): webdav.WebDAVServer {
-  let library = libraries.get(options);
-  if (!library) {
-    library = new webdav.WebDAVServer({
-      requireAuthentification: true,
-      rootFileSystem: new VaultFileSystem(),
-      serverName: 'Vellum',
-      respondWithPaths: true,
-      httpAuthentication: {
-        askForAuthentication: () => ({ 'WWW-Authenticate': `Basic realm="${options.realm}", charset="UTF-8"` }),
-        getUser: (ctx, callback) => {
-          const user = users.get(ctx.request);
-          if (user) callback(undefined as unknown as Error, user);
-          else callback(webdav.Errors.MissingAuthorisationHeader);
-        },
-      },
-    });
-    libraries.set(options, library);
-  }
-  return library;
+/** Resources whose dead properties are read together (one batched read) and written before the next group. */
+const GROUP_SIZE = 256;
+
+function depthOf(ctx: DavContext): 0 | 1 | 'infinity' {
+  const raw = single(ctx.req, 'Depth')?.trim().toLowerCase();
+  if (raw === '0') return 0;
+  if (raw === '1') return 1;
+  if (raw !== undefined && raw !== 'infinity') throw new VellumError('DEPTH_INVALID', 'PROPFIND takes Depth: 0 or 1.');
+  if (!ctx.options.allowInfiniteDepth) throw new VellumError('PROPFIND_INFINITE_DEPTH');
+  return 'infinity';
+}
+
+function propertyNames(prop: ReturnType<typeof parseXml>): string[] {
+  return [...new Set(elementsOf(prop).map(clarkName))];
+}
+
+/** An empty body is allprop (RFC 4918 §9.1); otherwise exactly one of allprop (with include), prop, propname. */
+export function parsePropfind(body: string): PropfindRequest {
+  if (body.trim() === '') return { kind: 'allprop', include: [] };
+  const root = parseXml(body);
+  if (!isDav(root, 'propfind')) throw new VellumError('XML_INVALID', 'The body of a PROPFIND must be a DAV:propfind element.');
+  // Elements of other namespaces are extensions this server does not know: ignored (RFC 4918 §17).
+  const parts = elementsOf(root).filter((child) => child.ns === DAV_NS);
+  const only = (local: string) => parts.filter((child) => child.local === local);
+  const [allprop, prop, propname, include] = [only('allprop'), only('prop'), only('propname'), only('include')];
+  const known = allprop.length + prop.length + propname.length + include.length;
+  const malformed = () => new VellumError('XML_INVALID', 'DAV:propfind takes one DAV:allprop (optionally with DAV:include), DAV:prop or DAV:propname.');
+  if (known !== parts.length || allprop.length + prop.length + propname.length !== 1 || include.length > (allprop.length === 1 ? 1 : 0)) throw malformed();
+  if (prop[0]) return { kind: 'prop', names: propertyNames(prop[0]) };
+  if (propname[0]) return { kind: 'propname' };
+  return { kind: 'allprop', include: include[0] ? propertyNames(include[0]) : [] };
 }
 
 export async function propfind(ctx: DavContext): Promise<void> {
-  const { req, res, session, options } = ctx;
-  const depth = req.headers.depth;
-  if (depth !== '0' && depth !== '1') {
-    const body = '<?xml version="1.0" encoding="utf-8"?>\n<D:error xmlns:D="DAV:"><D:propfind-finite-depth/></D:error>\n';
-    res.writeHead(403, { 'Content-Type': 'application/xml; charset=utf-8', 'Content-Length': String(Buffer.byteLength(body)) }).end(body);
-    return;
-  }
-  const length = Number(req.headers['content-length'] ?? 0);
-  if (!Number.isSafeInteger(length) || length > options.xmlBodyBytes) {
-    throw new VellumError('BODY_TOO_LARGE', `XML request bodies may be at most ${options.xmlBodyBytes} bytes.`);
-  }
-  users.set(req, { uid: session.principal.id, username: session.principal.login, isAdministrator: false, isDefaultUser: false, session, memo: new Map() });
-  tameLibraryHeaders(res);
-  req.url = stripMount(req.url ?? '/', options.mount);
-  await new Promise<void>((resolve) => {
-    res.once('close', resolve);
-    res.once('finish', resolve);
-    libraryFor(options).executeRequest(req, res, options.mount);
-  });
+  const { req, res, session, options, path } = ctx;
+  const depth = depthOf(ctx);
+  const request = parsePropfind(await readBody(req, options.xmlBodyBytes));
+  // Looked up (and access checked) before the 207 goes out: refusals are plain 403/404.
+  const node = path.study === null ? null : await session.stat(path);
+  const target: Resource = { path, node, href: '' };
+  const writer = new MultistatusWriter(res);
+  const answer = answerer(ctx, request, writer);
+  writer.start();
+  await answer([{ ...target, href: hrefOf(options.hrefBase, path, isFolder(target)) }]);
+  if (depth !== 0 && isFolder(target)) await descend(ctx, path, depth, answer, writer);
+  await writer.end();
 }
 
-/** webdav-server sets CORS headers that allow any origin with credentials, and advertises DAV class 2: drop them. */
-function tameLibraryHeaders(res: ServerResponse): void {
-  const setHeader = res.setHeader.bind(res);
-  res.setHeader = (name: string, value: number | string | readonly string[]) => {
-    const lower = name.toLowerCase();
-    if (lower.startsWith('access-control-')) return res;
-    if (lower === 'dav') return setHeader(name, '1');
-    if (lower === 'server') return setHeader(name, 'Vellum');
-    return setHeader(name, value);
+/** Writes the members of a folder (the studies, at the root), group by group; Depth infinity goes on below each folder. */
+async function descend(
+  ctx: DavContext, folder: VaultPath, depth: 1 | 'infinity', answer: (resources: Resource[]) => Promise<void>, writer: MultistatusWriter,
+): Promise<void> {
+  const { session, options } = ctx;
+  let members: Resource[];
+  if (folder.study === null) {
+    members = [];
+    for (const study of await session.listStudies()) {
+      const path = { study: study.id, names: [] };
+      members.push({ path, node: await session.stat(path), href: hrefOf(options.hrefBase, path, true) });
+    }
+  } else {
+    members = (await session.list(folder)).map((node) => {
+      const path = { study: folder.study, names: [...folder.names, node.name] };
+      return { path, node, href: hrefOf(options.hrefBase, path, node.kind === 'folder') };
+    });
+  }
+  for (let i = 0; i < members.length && !writer.closed; i += GROUP_SIZE) {
+    const group = members.slice(i, i + GROUP_SIZE);
+    await answer(group);
+    if (depth !== 'infinity') continue;
+    for (const member of group) if (isFolder(member) && !writer.closed) await descend(ctx, member.path, depth, answer, writer);
+  }
+}
+
+/** Answers groups of resources: what they need fetched in batches, then one response each. */
+function answerer(ctx: DavContext, request: PropfindRequest, writer: MultistatusWriter): (resources: Resource[]) => Promise<void> {
+  const { session, options } = ctx;
+  const asked = request.kind === 'prop' ? request.names : request.kind === 'allprop' ? [...ALLPROP_NAMES, ...request.include] : [];
+  /** Dead properties wanted: named ones (undefined: all of them, for allprop and propname). */
+  const deadNames = request.kind === 'prop' ? request.names.filter((name) => !isLive(name)) : undefined;
+  const wantsLocks = asked.includes(LOCKDISCOVERY);
+  const wantsUsage = asked.some((name) => QUOTA_NAMES.includes(name));
+  const usageByStudy = new Map<string, Promise<StorageUsage>>();
+
+  return async (resources) => {
+    const dead = await deadPropertiesOf(ctx, resources, deadNames);
+    const locks: readonly LockRecord[][] = wantsLocks
+      ? await Promise.all(resources.map((resource) => (resource.path.study === null ? [] : session.locksOn(resource.path))))
+      : [];
+    for (const [i, resource] of resources.entries()) {
+      const study = resource.path.study;
+      let usage: StorageUsage | undefined;
+      if (wantsUsage && study !== null) {
+        if (!usageByStudy.has(study)) usageByStudy.set(study, session.storageUsage(resource.path));
+        usage = await usageByStudy.get(study);
+      }
+      const inputs = { locks: locks[i] ?? [], usage, hrefBase: options.hrefBase };
+      const found: string[] = [];
+      const missing: string[] = [];
+      const properties = dead[i]!;
+      if (request.kind === 'propname') {
+        found.push(...[...liveNamesOf(resource), ...properties.keys()].map(emptyProperty));
+      } else {
+        const names = request.kind === 'prop' ? request.names : [...ALLPROP_NAMES, ...properties.keys(), ...request.include];
+        for (const name of new Set(names)) {
+          const value = liveProperty(name, resource, inputs) ?? properties.get(name);
+          if (value !== undefined) found.push(value);
+          // allprop lists only what exists; a name asked for that doesn't is 404.
+          else if (request.kind === 'prop' || request.include.includes(name)) missing.push(emptyProperty(name));
+        }
+      }
+      const propstats: Propstat[] = [{ status: 200, properties: found }, { status: 404, properties: missing }];
+      await writer.response(responseXml(resource.href, propstats));
+      if (writer.closed) return;
+    }
   };
+}
+
+/** Dead properties of each resource, one batched read per study. */
+async function deadPropertiesOf(ctx: DavContext, resources: readonly Resource[], names: readonly string[] | undefined): Promise<ReadonlyMap<string, string>[]> {
+  const found: ReadonlyMap<string, string>[] = resources.map(() => new Map());
+  if (names?.length === 0) return found;
+  const byStudy = new Map<string, number[]>();
+  resources.forEach((resource, i) => {
+    if (resource.node === null) return;
+    const indexes = byStudy.get(resource.node.study) ?? [];
+    indexes.push(i);
+    byStudy.set(resource.node.study, indexes);
+  });
+  for (const [study, indexes] of byStudy) {
+    const properties = await ctx.session.propertiesOf(study, indexes.map((i) => resources[i]!.node!.id), names);
+    indexes.forEach((resourceIndex, j) => (found[resourceIndex] = properties[j]!));
+  }
+  return found;
 }

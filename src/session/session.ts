@@ -85,6 +85,8 @@ export interface Session {
 
   /** Active locks that cover path: on it, or depth-infinity locks on a folder above it. */
   locksOn(path: VaultPath): Promise<LockRecord[]>;
+  /** locksOn for many paths (a folder listing), with one access decision per study. */
+  locksOnEach(paths: readonly VaultPath[]): Promise<LockRecord[][]>;
   /**
    * Locks path; an unmapped path first becomes an empty file (created: true).
    * @throws LOCK_CONFLICT, PARENT_MISSING, LOCKED (creating the file inside a locked folder), FORBIDDEN
@@ -342,6 +344,12 @@ export function openSession(parts: SessionParts, principal: Principal, origin: R
     async locksOn(path) {
       await authorize(path, 'read', 'node.stat');
       return vault.locksOn(path);
+    },
+
+    async locksOnEach(paths) {
+      const studies = new Set(paths.map((path) => path.study));
+      for (const study of studies) await authorize({ study, names: [] }, 'read', 'node.stat');
+      return Promise.all(paths.map((path) => vault.locksOn(path)));
     },
 
     lock: (path, request) => change(path, 'write', 'node.lock', async (roles) => {

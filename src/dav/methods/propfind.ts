@@ -105,7 +105,7 @@ function answerer(ctx: DavContext, request: PropfindRequest, writer: Multistatus
   return async (resources) => {
     const dead = await deadPropertiesOf(ctx, resources, deadNames);
     const locks: readonly LockRecord[][] = wantsLocks
-      ? await Promise.all(resources.map((resource) => (resource.path.study === null ? [] : session.locksOn(resource.path))))
+      ? await locksOf(session, resources.map((resource) => resource.path))
       : [];
     for (const [i, resource] of resources.entries()) {
       const study = resource.path.study;
@@ -152,4 +152,12 @@ async function deadPropertiesOf(ctx: DavContext, resources: readonly Resource[],
     indexes.forEach((resourceIndex, j) => (found[resourceIndex] = properties[j]!));
   }
   return found;
+}
+
+/** Locks on each path (none on the root that lists studies), with one access decision per study. */
+async function locksOf(session: DavContext['session'], paths: readonly VaultPath[]): Promise<LockRecord[][]> {
+  const inStudies = paths.filter((path) => path.study !== null);
+  const found = await session.locksOnEach(inStudies);
+  let next = 0;
+  return paths.map((path) => (path.study === null ? [] : found[next++]!));
 }

@@ -32,6 +32,8 @@ async function lock(path: string, options: { scope?: 'exclusive' | 'shared'; dep
 
 const put = (path: string, body: string, options: Omit<RequestOptions, 'method' | 'body'> = {}) => send(running, dav(path), { ...options, method: 'PUT', body });
 const withToken = (token: string) => ({ If: `(<${token}>)` });
+const proppatch = (value: string) =>
+  `<?xml version="1.0"?><D:propertyupdate xmlns:D="DAV:"><D:set><D:prop><x:state xmlns:x="urn:example:review">${value}</x:state></D:prop></D:set></D:propertyupdate>`;
 const unlock = (path: string, token: string, user: RequestOptions['user'] = 'sam') => send(running, dav(path), { method: 'UNLOCK', headers: { 'Lock-Token': `<${token}>` }, user });
 const timeoutOf = (reply: Reply) => /<D:timeout>([^<]*)<\/D:timeout>/.exec(reply.text)?.[1];
 const auditSince = async (seq: number) => {
@@ -77,6 +79,7 @@ test.serial('an exclusive lock: 423 for another Sponsor and for the holder witho
     t.is((await send(running, dav('/Shared/report.txt'), { method: 'DELETE', user })).status, 423, `DELETE by ${user}`);
     t.is((await send(running, dav('/Shared/report.txt'), { method: 'MOVE', user, headers: { Destination: dav('/Shared/moved.txt') } })).status, 423, `MOVE by ${user}`);
     t.is((await send(running, dav('/Shared/other.txt'), { method: 'COPY', user, headers: { Destination: dav('/Shared/report.txt') } })).status, 423, `COPY onto it by ${user}`);
+    t.is((await send(running, dav('/Shared/report.txt'), { method: 'PROPPATCH', user, body: proppatch('refused') })).status, 423, `PROPPATCH by ${user}`);
   }
   t.is((await put('/Shared/report.txt', 'no', { user: 'pat', headers: withToken(locked.token) })).status, 423, 'the token counts only for its creator');
   const conflict = await lock('/Shared/report.txt', { user: 'pat' });
@@ -87,6 +90,15 @@ test.serial('an exclusive lock: 423 for another Sponsor and for the holder witho
 
   t.is((await send(running, dav('/Shared/report.txt'))).text, 'v1', 'nothing changed');
   t.is((await put('/Shared/report.txt', 'v2', { headers: withToken(locked.token) })).status, 204);
+  const patched = await send(running, dav('/Shared/report.txt'), { method: 'PROPPATCH', body: proppatch('accepted'), headers: withToken(locked.token) });
+  t.is(patched.status, 207);
+  t.regex(patched.text, /HTTP\/1\.1 200 OK/);
+  const state = await send(running, dav('/Shared/report.txt'), {
+    method: 'PROPFIND', headers: { Depth: '0' },
+    body: '<D:propfind xmlns:D="DAV:"><D:prop><x:state xmlns:x="urn:example:review"/></D:prop></D:propfind>',
+  });
+  t.regex(state.text, />accepted</, 'the lock holder\'s PROPPATCH landed');
+  t.notRegex(state.text, /refused/, 'the refused PROPPATCHes left nothing');
   // The form neon and Windows send: tagged with the lock root's absolute URL.
   t.is((await put('/Shared/report.txt', 'v3', { headers: { If: `<${running.https}${dav('/Shared/report.txt')}> (<${locked.token}>)` } })).status, 204);
   t.is((await send(running, dav('/Shared/report.txt'))).text, 'v3');

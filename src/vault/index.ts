@@ -3,7 +3,7 @@
 // versions, trash), the encrypted blob format and the blob files on disk.
 // Every change and its audit entry are written in one synced batch.
 
-export { createVault, type Vault, type Actor, type WriteResult, type VaultParts, type NodeView, type VersionView, type TransferResult } from './vault.ts';
+export { createVault, type Vault, type Actor, type WriteResult, type VaultParts, type NodeView, type VersionView, type TransferResult, type NewStudy } from './vault.ts';
 export type { JobState, RotationStatus, KeyStatus, ScrubStatus, DamagedBlob } from './jobs.ts';
 export { openBlobStore, type BlobStore, type ByteRange } from './blob-store.ts';
 export type { StudyRecord, NodeRecord, VersionRecord, RoleBinding, PersonRef, BlobRecord, VersionOrigin, LockRecord } from './records.ts';

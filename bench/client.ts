@@ -24,6 +24,8 @@ export interface Reply {
   readonly sha256?: string;
   /** First bytes of the body, for error messages. */
   readonly head: string;
+  /** The whole body, with keepBody. */
+  readonly body?: Buffer;
   readonly ms: number;
 }
 
@@ -35,6 +37,8 @@ export interface SendOptions {
   /** A buffer, or a stream of exactly `length` bytes. */
   readonly body?: Buffer | { stream: Readable; length: number };
   readonly hash?: boolean;
+  /** Keep the whole response body (for checks on small-to-medium bodies, e.g. a multistatus). */
+  readonly keepBody?: boolean;
   readonly agent: HttpAgent;
 }
 
@@ -62,14 +66,16 @@ export function send(target: Target, options: SendOptions): Promise<Reply> {
       let bytes = 0;
       let head = '';
       const hash: Hash | undefined = options.hash ? createHash('sha256') : undefined;
+      const kept: Buffer[] | undefined = options.keepBody ? [] : undefined;
       res.on('data', (chunk: Buffer) => {
         bytes += chunk.length;
+        kept?.push(chunk);
         hash?.update(chunk);
         if (head.length < 300) head += chunk.subarray(0, 300).toString('latin1');
       });
       res.on('end', () => resolve({
         status: res.statusCode ?? 0, headers: res.headers, bytes, head: head.slice(0, 300),
-        ms: performance.now() - started, ...(hash ? { sha256: hash.digest('hex') } : {}),
+        ms: performance.now() - started, ...(hash ? { sha256: hash.digest('hex') } : {}), ...(kept ? { body: Buffer.concat(kept) } : {}),
       }));
       res.on('error', reject);
     });

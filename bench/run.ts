@@ -15,6 +15,7 @@ import { parseArgs, promisify } from 'node:util';
 import { basicAuthorization, expectStatus, newAgent, percentile, runLoad, send, type Target } from './client.ts';
 import { newBlock, patternDigest, patternStream, smallBody } from './data.ts';
 import { cpuSeconds, loadAverage, PeakTracker, type MemoryPeak } from './memory.ts';
+import { BIG_FOLDER, measurePropfind, seedOnDisk, seedOverWebDav } from './propfind.ts';
 import { apacheVersion, startApache, startStock, startVellum, type Credentials, type RunningServer } from './servers.ts';
 import { PEOPLE } from '../test/env/people.ts';
 
@@ -26,6 +27,9 @@ const HELP = `Usage: npm run bench -- [options]
   --small-puts N          4 KiB PUTs to measure per server (default 5000)
   --small-concurrency N   connections for the 4 KiB PUTs (default 8)
   --range-reads N         1 MiB Range reads from the middle of the big file (default 50)
+  --propfind-files N      files in the folder for the PROPFIND Depth 1 case (default 10000)
+  --propfind-runs N       measured PROPFINDs of that folder per server (default 5)
+  --propfind-only         run only the PROPFIND case (and its set-up)
   --max-seconds S         cap on each server's time in one load case (default 30)
   --servers LIST          which servers, comma-separated (default vellum,apache,stock)
   --no-https              skip the extra Vellum-over-HTTPS rows
@@ -72,6 +76,9 @@ const { values: flags } = parseArgs({
     'small-puts': { type: 'string', default: '5000' },
     'small-concurrency': { type: 'string', default: '8' },
     'range-reads': { type: 'string', default: '50' },
+    'propfind-files': { type: 'string', default: '10000' },
+    'propfind-runs': { type: 'string', default: '5' },
+    'propfind-only': { type: 'boolean', default: false },
     'max-seconds': { type: 'string', default: '30' },
     servers: { type: 'string', default: 'vellum,apache,stock' },
     https: { type: 'boolean', default: true },
@@ -93,6 +100,9 @@ const options = {
   smallPuts: positive('small-puts', flags['small-puts']),
   smallConcurrency: positive('small-concurrency', flags['small-concurrency']),
   rangeReads: positive('range-reads', flags['range-reads']),
+  propfindFiles: positive('propfind-files', flags['propfind-files']),
+  propfindRuns: positive('propfind-runs', flags['propfind-runs']),
+  propfindOnly: flags['propfind-only'],
   maxSeconds: positive('max-seconds', flags['max-seconds']),
   servers: flags.servers.split(',').map((name) => name.trim().toLowerCase()).filter(Boolean),
   https: flags.https,
@@ -191,6 +201,13 @@ function atLeast(apacheRatio: number | undefined, stockRatio: number | undefined
   };
 }
 
+function atMostTimesApache(limit: number) {
+  return (r: Row) => {
+    const x = ratio(r.results.vellum?.value, peers(r).results.apache?.value);
+    return x === undefined ? undefined : x <= limit;
+  };
+}
+
 function below(limit: number) {
   return (r: Row) => (r.results.vellum === undefined ? undefined : r.results.vellum.value < limit);
 }
@@ -208,7 +225,8 @@ function cell(measure: Measure | undefined, unit: string): string {
 
 function table(): string {
   const header = ['case', 'Vellum', 'Apache', 'stock', 'Vellum/Apache', 'Vellum/stock', 'target', 'met?'];
-  const lines = rows.map((r) => {
+  // Cases a run skipped (--propfind-only) have no numbers: no row.
+  const lines = rows.filter((r) => Object.keys(r.results).length > 0).map((r) => {
     const p = peers(r);
     const vs = (other: Measure | undefined) => {
       const x = ratio(r.results.vellum?.value, other?.value);
@@ -247,10 +265,17 @@ async function main(): Promise<void> {
 
   console.log(`Vellum benchmark: ${options.servers.map((s) => SERVER_LABEL[s as Key]).join(', ')}; big file ${big}`);
   const servers = new Map<Key, RunningServer>();
+  /** Each server's temporary directory (Apache's and stock's big folder is written there on disk). */
+  const dirs = new Map<Key, string>();
+  const dirFor = async (key: Key) => {
+    const dir = await tempDir(key);
+    dirs.set(key, dir);
+    return dir;
+  };
   const starters: Record<Key, () => Promise<RunningServer>> = {
-    vellum: async () => startVellum({ dir: await tempDir('vellum'), study: 'BENCH-001', folder: 'bench' }),
-    apache: async () => startApache({ dir: await tempDir('apache'), credentials }),
-    stock: async () => startStock({ dir: await tempDir('stock'), credentials }),
+    vellum: async () => startVellum({ dir: await dirFor('vellum'), study: 'BENCH-001', folder: 'bench' }),
+    apache: async () => startApache({ dir: await dirFor('apache'), credentials }),
+    stock: async () => startStock({ dir: await dirFor('stock'), credentials }),
   };
   for (const key of options.servers as Key[]) {
     const t0 = performance.now();
@@ -310,7 +335,8 @@ async function main(): Promise<void> {
       return used === undefined || per === undefined || per === 0 ? undefined : (used * spec.scale) / per;
     };
     const header = ['server CPU', 'Vellum', 'Apache', 'stock', 'Vellum/Apache', 'Vellum/stock'];
-    const lines = specs.map((spec) => {
+    // Cases a run skipped have no CPU times: no row.
+    const lines = specs.filter((spec) => cpu.has(spec.caseId)).map((spec) => {
       const v = value(spec.caseId, 'vellum', spec);
       const peer = (key: Key) => value(spec.compareWith ?? spec.caseId, key, spec);
       const show = (x: number | undefined) => (x === undefined ? '-' : `${format(x)} ${spec.unit}`);
@@ -348,14 +374,21 @@ async function main(): Promise<void> {
   const rangeMedian = row({ id: 'range-median', label: '1 MiB Range read, median', unit: 'ms', higherIsBetter: false, target: '< 20 ms', check: below(20) });
   const rangeP95 = row({ id: 'range-p95', label: '1 MiB Range read, p95', unit: 'ms', higherIsBetter: false, target: '< 20 ms', check: below(20) });
   const rssRow = row({ id: 'rss', label: `peak RSS during ${big} transfers`, unit: 'MB', higherIsBetter: false, target: '< 200 MB', check: below(200) });
+  const propfindRow = row({
+    id: 'propfind-big', label: `PROPFIND Depth 1, ${options.propfindFiles.toLocaleString('en')} files`, unit: 'ms', higherIsBetter: false,
+    target: '<= 2x Apache', check: atMostTimesApache(2),
+  });
 
-  const cases = 7;
+  const cases = options.propfindOnly ? 2 : 8;
   let step = 0;
   const rangeCount: Partial<Record<Key, number>> = {};
   const manyCount: Partial<Record<Key, number>> = {};
   const smallCount: Partial<Record<Key, number>> = {};
   const trackers = new Map<Key, PeakTracker>();
 
+  // --propfind-only skips cases 1 to 6.
+  transferCases: {
+  if (options.propfindOnly) break transferCases;
   // 1. The big PUT (memory tracking starts here, per server).
   console.log(`[${++step}/${cases}] one ${big} PUT (streamed)`);
   for (const key of order) {
@@ -494,6 +527,29 @@ async function main(): Promise<void> {
     progress('4 KiB PUTs', SERVER_LABEL[key], `${format(perSecond)} ops/s, ${smallRow.results[key].detail}${cpuNote(key, 'put-4kib', smallCount[key], 'ms per PUT', 1000)}`);
   }
 
+  }
+
+  // 7. PROPFIND Depth 1 on a big folder: Vellum's filled over WebDAV, the others' on disk.
+  console.log(`[${++step}/${cases}] PROPFIND Depth 1 (allprop) on a folder of ${options.propfindFiles} files, ${options.propfindRuns} times after one warm-up`);
+  const propfindCount: Partial<Record<Key, number>> = {};
+  for (const key of order) {
+    const t0 = performance.now();
+    if (key === 'vellum') {
+      await seedOverWebDav(target(key), options.propfindFiles, options.smallConcurrency);
+    } else {
+      await seedOnDisk(key === 'apache' ? join(dirs.get(key)!, 'www', 'dav', BIG_FOLDER) : join(dirs.get(key)!, 'root', BIG_FOLDER), options.propfindFiles);
+    }
+    const seeded = (performance.now() - t0) / 1000;
+    const result = await measured(key, 'propfind-big', () => measurePropfind(target(key), options.propfindFiles, options.propfindRuns, SERVER_LABEL[key]));
+    propfindCount[key] = result.runs + 1;
+    propfindRow.results[key] = {
+      value: result.medianMs,
+      detail: `median of ${result.runs}, min ${format(result.minMs)} ms, max ${format(result.maxMs)} ms, ${format(result.bytes / MB)} MB multistatus, ${result.responses} responses; folder filled in ${seeded.toFixed(1)} s ${key === 'vellum' ? 'over WebDAV' : 'on disk'}`,
+      extra: { minMs: result.minMs, maxMs: result.maxMs, runs: result.runs, multistatusMB: result.bytes / MB, responses: result.responses, seedSeconds: seeded },
+    };
+    progress('PROPFIND big folder', SERVER_LABEL[key], `${format(result.medianMs)} ms (${propfindRow.results[key].detail}${cpuNote(key, 'propfind-big', propfindCount[key], 'ms per PROPFIND', 1000)})`);
+  }
+
   // The table.
   console.log(`[${++step}/${cases}] done in ${((performance.now() - startedAt) / 1000).toFixed(0)} s; 1-minute load average ${loadBefore.toFixed(1)} at the start, ${loadAverage().toFixed(1)} now (${cpus().length} cores)`);
   const gib = size / (1024 * MiB);
@@ -505,6 +561,7 @@ async function main(): Promise<void> {
     { label: 'CPU per 1 MiB GET', caseId: 'get-1mib', unit: 'ms', per: (key: Key) => manyCount[key], scale: 1000 },
     { label: 'CPU per 4 KiB PUT', caseId: 'put-4kib', unit: 'ms', per: (key: Key) => smallCount[key], scale: 1000 },
     { label: 'CPU per 1 MiB Range read', caseId: 'range', unit: 'ms', per: (key: Key) => rangeCount[key], scale: 1000 },
+    { label: `CPU per PROPFIND of ${options.propfindFiles} files`, caseId: 'propfind-big', unit: 'ms', per: (key: Key) => propfindCount[key], scale: 1000 },
   ]);
   console.log('');
   console.log(table());

@@ -194,19 +194,32 @@ export async function startVellum(options: VellumOptions): Promise<RunningServer
 
 // ---------------------------------------------------------------- Apache httpd
 
-const APACHE_MODULE_LIST = [
+/** A LoadModule line's module name and file under /usr/lib/apache2/modules. */
+export type ApacheModule = readonly [name: string, file: string];
+
+const APACHE_BASE_MODULES: readonly ApacheModule[] = [
   ['mpm_event_module', 'mod_mpm_event.so'],
+  ['authz_core_module', 'mod_authz_core.so'],
+];
+
+const APACHE_DAV_MODULES: readonly ApacheModule[] = [
   ['authn_core_module', 'mod_authn_core.so'],
   ['authn_file_module', 'mod_authn_file.so'],
-  ['authz_core_module', 'mod_authz_core.so'],
   ['authz_user_module', 'mod_authz_user.so'],
   ['auth_basic_module', 'mod_auth_basic.so'],
   ['dav_module', 'mod_dav.so'],
   ['dav_fs_module', 'mod_dav_fs.so'],
-] as const;
+];
 
-function apacheConfig(dir: string, port: number, runAs: { user: string; group: string } | undefined): string {
-  return `# Written by bench/servers.ts for one benchmark run. Nothing from /etc/apache2.
+/** What a private Apache serves: the modules it loads beyond the MPM and authz_core, and its site directives. */
+export interface ApacheSite {
+  readonly modules: readonly ApacheModule[];
+  /** Directives after the common part; `dir` is the server's own directory. */
+  readonly directives: (dir: string) => string;
+}
+
+function apacheConfig(dir: string, port: number, runAs: { user: string; group: string } | undefined, site: ApacheSite): string {
+  return `# Written by bench/servers.ts for one run. Nothing from /etc/apache2.
 ServerRoot "${dir}"
 ServerName 127.0.0.1
 Listen 127.0.0.1:${port}
@@ -216,7 +229,7 @@ Mutex file:${dir}/run default
 ErrorLog "${dir}/error.log"
 LogLevel warn
 ${runAs ? `User ${runAs.user}\nGroup ${runAs.group}` : ''}
-${APACHE_MODULE_LIST.map(([name, file]) => `LoadModule ${name} "${APACHE_MODULES}/${file}"`).join('\n')}
+${[...APACHE_BASE_MODULES, ...site.modules].map(([name, file]) => `LoadModule ${name} "${APACHE_MODULES}/${file}"`).join('\n')}
 
 # Debian's mpm_event.conf, as shipped.
 StartServers 2
@@ -232,15 +245,23 @@ KeepAlive On
 MaxKeepAliveRequests 0
 KeepAliveTimeout 5
 Timeout 300
-# httpd 2.4.54+ caps request bodies at 1 GiB by default; the big PUT is exactly that.
-LimitRequestBody 0
 
-DavLockDB "${dir}/run/davlock"
-DocumentRoot "${dir}/www"
 <Directory />
   AllowOverride None
   Require all denied
 </Directory>
+${site.directives(dir)}
+`;
+}
+
+/** mod_dav + mod_dav_fs on DIR/www/dav with Basic auth against DIR/htpasswd. */
+const DAV_SITE: ApacheSite = {
+  modules: APACHE_DAV_MODULES,
+  directives: (dir) => `# httpd 2.4.54+ caps request bodies at 1 GiB by default; the big PUT is exactly that.
+LimitRequestBody 0
+
+DavLockDB "${dir}/run/davlock"
+DocumentRoot "${dir}/www"
 <Directory "${dir}/www/dav">
   AllowOverride None
   Dav On
@@ -249,9 +270,8 @@ DocumentRoot "${dir}/www"
   AuthBasicProvider file
   AuthUserFile "${dir}/htpasswd"
   Require valid-user
-</Directory>
-`;
-}
+</Directory>`,
+};
 
 function waitForPort(port: number, timeoutMs: number, exited: Promise<unknown>): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -281,37 +301,49 @@ export async function apacheVersion(): Promise<string> {
 }
 
 export async function startApache(options: { dir: string; credentials: Credentials }): Promise<RunningServer> {
-  await ensurePackages(['apache2']);
   const { dir } = options;
-  await mkdir(join(dir, 'run'), { recursive: true });
   await mkdir(join(dir, 'www', 'dav'), { recursive: true });
   // apr1-MD5, htpasswd's default: httpd checks it on every request (no credential cache).
   await run('htpasswd', ['-c', '-b', '-m', join(dir, 'htpasswd'), options.credentials.login, options.credentials.password]);
-  // As root, httpd serves as www-data: it must reach the directory and write the DAV tree.
+  const server = await startPrivateApache({ dir, site: DAV_SITE, writable: [join(dir, 'www'), join(dir, 'www', 'dav')] });
+  return { ...server, http: new URL('/dav/', server.http) };
+}
+
+/**
+ * Apache httpd from a configuration written here (nothing of /etc/apache2, no
+ * systemd), in the foreground, on a loopback port (a free one unless `port`
+ * is given). As root it serves as www-data: `writable` are the folders it must
+ * write besides its run directory.
+ */
+export async function startPrivateApache(options: {
+  dir: string; site: ApacheSite; port?: number; writable?: readonly string[]; name?: string;
+}): Promise<RunningServer> {
+  await ensurePackages(['apache2']);
+  const { dir } = options;
+  await mkdir(join(dir, 'run'), { recursive: true });
   let runAs: { user: string; group: string } | undefined;
   if (process.getuid?.() === 0) {
     runAs = { user: 'www-data', group: 'www-data' };
-    const { stdout } = await run('id', ['-u', 'www-data']);
-    const uid = Number(stdout.trim());
+    const uid = Number((await run('id', ['-u', 'www-data'])).stdout.trim());
     const gid = Number((await run('id', ['-g', 'www-data'])).stdout.trim());
     await chmod(dir, 0o755);
-    for (const path of [join(dir, 'www'), join(dir, 'www', 'dav'), join(dir, 'run')]) await chown(path, uid, gid);
-    await chmod(join(dir, 'htpasswd'), 0o644);
+    for (const path of [...(options.writable ?? []), join(dir, 'run')]) await chown(path, uid, gid);
+    await chmod(join(dir, 'htpasswd'), 0o644).catch(() => undefined);
   }
   let lastError: unknown;
-  for (let attempt = 0; attempt < 3; attempt++) {
-    const port = await freePort();
+  for (let attempt = 0; attempt < (options.port === undefined ? 3 : 1); attempt++) {
+    const port = options.port ?? await freePort();
     const conf = join(dir, 'httpd.conf');
-    await writeFile(conf, apacheConfig(dir, port, runAs));
+    await writeFile(conf, apacheConfig(dir, port, runAs, options.site));
     const child = new Child('/usr/sbin/apache2', ['-d', dir, '-f', conf, '-DFOREGROUND'], {
       env: { PATH: process.env.PATH ?? '/usr/bin:/bin', LANG: 'C' }, logFile: join(dir, 'apache.out'), jsonStdout: false,
     });
     try {
       await waitForPort(port, 15_000, child.exited);
       return {
-        name: 'Apache',
+        name: options.name ?? 'Apache',
         pid: child.process.pid!,
-        http: new URL(`http://127.0.0.1:${port}/dav/`),
+        http: new URL(`http://127.0.0.1:${port}/`),
         log: join(dir, 'error.log'),
         stop: () => child.stop(),
       };

@@ -14,6 +14,8 @@ import { consoleLogger, untilSignal } from './process.ts';
 
 export const DEMO_STUDY = 'DEMO-001';
 export const DEMO_FOLDERS = ['Regulatory', 'Source Documents', 'Raw Data', 'Query Responses'];
+/** Where the demo study requires a reason for deleting, overwriting or moving out. */
+export const DEMO_REASON_FOLDERS = ['/Regulatory'];
 
 export const demoCommand: Command = {
   name: 'demo',
@@ -116,7 +118,8 @@ async function writeDemoConfig(
 async function seedStudy(appliance: Appliance, bindings: { group: string; role: StudyRole }[]): Promise<void> {
   if (await appliance.vault.getStudy(DEMO_STUDY)) return;
   const session = appliance.systemSession('Demo set-up');
-  await session.createStudy({ id: DEMO_STUDY, title: 'Demo study', bindings });
+  await session.createStudy({ id: DEMO_STUDY, title: 'Demo study', bindings, changeReasonFolders: DEMO_REASON_FOLDERS });
   for (const name of DEMO_FOLDERS) await session.makeFolder({ study: DEMO_STUDY, names: [name] });
   console.log(`Created study ${DEMO_STUDY} with folders: ${DEMO_FOLDERS.join(', ')}`);
+  console.log(`Deleting, overwriting or moving out of ${DEMO_REASON_FOLDERS.join(', ')} needs a reason (header X-Change-Reason).`);
 }

@@ -18,6 +18,7 @@ export interface Config {
   readonly auth: ParsedConfig['auth'];
   readonly limits: ParsedConfig['limits'];
   readonly scrub: ParsedConfig['scrub'];
+  readonly externalUrl?: string;
   readonly dav: ParsedConfig['dav'];
 }
 
@@ -31,6 +32,7 @@ export const ENV_OVERRIDES: Readonly<Record<string, { path: readonly string[]; t
   VELLUM_LDAP_URL: { path: ['ldap', 'url'], type: 'string' },
   VELLUM_HSM_LIBRARY: { path: ['hsm', 'library'], type: 'string' },
   VELLUM_HSM_TOKEN_LABEL: { path: ['hsm', 'tokenLabel'], type: 'string' },
+  VELLUM_EXTERNAL_URL: { path: ['externalUrl'], type: 'string' },
 };
 
 function invalid(source: string, problems: string[]): VellumError {
@@ -96,6 +98,7 @@ export function buildConfig(raw: unknown, options: { source: string; baseDir: st
     auth: parsed.auth,
     limits: parsed.limits,
     scrub: parsed.scrub,
+    ...(parsed.externalUrl === undefined ? {} : { externalUrl: parsed.externalUrl }),
     dav: parsed.dav,
   });
 }

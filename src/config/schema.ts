@@ -18,6 +18,24 @@ const loopbackHost = z.string().refine(
   'plain HTTP is allowed only on a loopback address (127.0.0.0/8 or ::1)',
 );
 
+/**
+ * The URL people reach Vellum at through a reverse proxy: https, an optional
+ * path prefix, nothing else. Kept without a trailing slash.
+ */
+const externalUrl = z.string()
+  .refine((value) => {
+    try {
+      const url = new URL(value);
+      return url.protocol === 'https:' && url.username === '' && url.password === '' && url.search === '' && url.hash === '' && !value.includes('?') && !value.includes('#');
+    } catch {
+      return false;
+    }
+  }, 'must be an absolute https:// URL without credentials, query or fragment, e.g. https://files.example.org/vellum')
+  .transform((value) => value.replace(/\/+$/, ''));
+
+/** What WebDAV does with the files macOS writes beside every file (AppleDouble `._*`, `.DS_Store`). */
+export const MAC_METADATA_POLICIES = ['discard', 'store', 'refuse'] as const;
+
 const groupDn = z.string().min(3).regex(/=/, 'must be a distinguished name, e.g. cn=admins,ou=groups,dc=example,dc=org');
 
 export const configSchema = z.strictObject({
@@ -54,6 +72,8 @@ export const configSchema = z.strictObject({
     pin: secretRef,
     sessions: z.number().int().min(1).max(64).default(4),
   }),
+  /** The public URL behind a reverse proxy (hrefs, Destination checks, the start page); absent when clients reach Vellum directly. */
+  externalUrl: externalUrl.optional(),
   access: z.strictObject({
     /** Directory groups whose members are system Administrators (no study content by that alone). */
     administratorGroups: z.array(groupDn).default([]),
@@ -77,6 +97,8 @@ export const configSchema = z.strictObject({
     }).prefault({}).refine((timeout) => timeout.defaultSeconds <= timeout.maxSeconds, 'defaultSeconds may not be larger than maxSeconds'),
     /** Answer PROPFIND with Depth: infinity (a walk of the whole tree) instead of refusing it with 403. */
     allowInfiniteDepth: z.boolean().default(false),
+    /** What to do with the metadata files macOS writes beside every file (._*, .DS_Store). */
+    macMetadata: z.enum(MAC_METADATA_POLICIES).default('discard'),
   }).prefault({}),
   scrub: z.strictObject({
     /** Hours between scheduled scrubs (every blob re-verified); 0 turns the schedule off. At most 24 days (a timer limit). */

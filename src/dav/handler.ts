@@ -9,6 +9,7 @@ import { parseVaultPath, VellumError, type RequestOrigin } from '../kernel/index
 import { lingerThenDrop } from '../session/index.ts';
 import { hasBody, stripMount, type DavContext, type MethodHandler } from './context.ts';
 import { sendError } from './http-errors.ts';
+import { answerMacMetadata } from './mac-metadata.ts';
 import { remove } from './methods/delete.ts';
 import { get } from './methods/get.ts';
 import { lock } from './methods/lock.ts';
@@ -60,6 +61,7 @@ export function createDavHandler(options: DavOptions): RequestHandler {
       protocol: 'webdav',
     };
     const principal = await options.authenticator.authenticateBasic(req.headers.authorization, origin);
+    if (await answerMacMetadata({ req, res, method, options })) return;
     const path = parseVaultPath(stripMount(req.url ?? '/', options.mount));
     const handler = METHODS[method];
     if (!handler) throw new VellumError('NOT_IMPLEMENTED', `${method} is not supported yet. Supported: ${SUPPORTED.join(', ')}.`);

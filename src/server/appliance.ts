@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { openAuditTrail, type AuditTrail } from '../audit/index.ts';
 import type { Config } from '../config/index.ts';
-import { createDavHandler } from '../dav/index.ts';
+import { createDavHandler, sendDavOptions } from '../dav/index.ts';
 import { openDatabase, type Database } from '../db/index.ts';
 import { openDirectory, type Directory } from '../directory/index.ts';
 import { openKeyVault, type KeyVault } from '../keys/index.ts';
@@ -74,9 +74,14 @@ export async function startAppliance(config: Config, log: Logger): Promise<Appli
     };
 
     const logSink = (message: string, error?: unknown) => log.error(message, error);
+    // Behind a reverse proxy, clients see the mount under the external URL's path.
+    const external = config.externalUrl === undefined ? undefined : new URL(config.externalUrl);
+    const hrefBase = external === undefined ? DAV_MOUNT : `${external.pathname.replace(/\/+$/, '')}${DAV_MOUNT}`;
     const dav = createDavHandler({
       mount: DAV_MOUNT,
-      hrefBase: DAV_MOUNT,
+      hrefBase,
+      ...(external === undefined ? {} : { proxied: { host: external.host.toLowerCase(), hrefBase } }),
+      macMetadata: config.dav.macMetadata,
       realm: config.auth.realm,
       xmlBodyBytes: config.limits.xmlBodyBytes,
       allowInfiniteDepth: config.dav.allowInfiniteDepth,
@@ -87,6 +92,7 @@ export async function startAppliance(config: Config, log: Logger): Promise<Appli
     });
     const web = createWebHandler({
       health, product: PRODUCT, davMount: DAV_MOUNT, log: logSink,
+      ...(config.externalUrl === undefined ? {} : { externalUrl: config.externalUrl }),
       realm: config.auth.realm,
       authenticator,
       sessionFor: (principal, origin, reason) => openSession(sessionParts, principal, origin, reason === undefined ? {} : { reason }),
@@ -94,6 +100,8 @@ export async function startAppliance(config: Config, log: Logger): Promise<Appli
     const route = (req: IncomingMessage, res: ServerResponse) => {
       const url = req.url ?? '/';
       if (url === DAV_MOUNT || url.startsWith(`${DAV_MOUNT}/`) || url.startsWith(`${DAV_MOUNT}?`)) dav(req, res);
+      // Windows' mini-redirector asks OPTIONS of / (and other paths) before it authenticates; the API answers its own.
+      else if (req.method === 'OPTIONS' && !isApiUrl(url)) sendDavOptions(res);
       else web(req, res);
     };
 
@@ -204,6 +212,10 @@ function shutdown(server: Server): Promise<void> {
     });
     server.closeIdleConnections();
   });
+}
+
+function isApiUrl(url: string): boolean {
+  return url === '/api' || url.startsWith('/api/') || url.startsWith('/api?');
 }
 
 function isLoopback(address: string): boolean {

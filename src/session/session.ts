@@ -9,7 +9,7 @@ import {
   formatVaultPath, isVellumError, VellumError, type Principal, type RequestOrigin, type VaultPath,
 } from '../kernel/index.ts';
 import type {
-  ByteRange, KeyStatus, LockRecord, LockRequest, NodeRecord, NodeView, PropertyMap, PropertyOperation, RoleBinding, StorageUsage, RotationStatus, ScrubStatus, StudyRecord, TransferResult, Vault,
+  ByteRange, KeyStatus, LockRecord, LockRequest, NewStudy, NodeRecord, NodeView, PropertyMap, PropertyOperation, RoleBinding, StorageUsage, RotationStatus, ScrubStatus, StudyRecord, TransferResult, Vault,
   VersionRecord, VersionView, WriteResult,
 } from '../vault/index.ts';
 
@@ -98,7 +98,11 @@ export interface Session {
   unlock(path: VaultPath, token: string): Promise<LockRecord>;
 
   /** System action: Administrators only. */
-  createStudy(input: { id: string; title: string; bindings: readonly RoleBinding[] }): Promise<StudyRecord>;
+  createStudy(input: NewStudy): Promise<StudyRecord>;
+  /** The study's folders where changes need a reason: for Administrators and people with a role in the study. */
+  changeReasonFolders(study: string): Promise<readonly string[]>;
+  /** Administrators: replaces the study's folder rules for reasons for change (audited with old and new). */
+  setChangeReasonFolders(study: string, folders: readonly string[]): Promise<StudyRecord>;
   /** Administrators: KEK versions, blobs per version, last rotation. */
   keyStatus(study: string): Promise<KeyStatus>;
   /** Administrators: a new KEK version now; older data keys are re-wrapped in the background. @throws JOB_RUNNING */
@@ -166,9 +170,13 @@ export function openSession(parts: SessionParts, principal: Principal, origin: R
     return [...decision.roles];
   }
 
-  /** Runs a change; a failure after authorization is audited too, then rethrown. */
-  async function change<T>(path: VaultPath, action: Action, auditAction: string, run: (roles: string[]) => Promise<T>): Promise<T> {
+  /**
+   * Runs a change; a failure after authorization is audited too, then rethrown.
+   * With `replaces`, the study's folder rules may require a reason for it.
+   */
+  async function change<T>(path: VaultPath, action: Action, auditAction: string, run: (roles: string[]) => Promise<T>, replaces?: string): Promise<T> {
     const roles = await authorize(path, action, auditAction);
+    if (replaces !== undefined) await requireReason(path, auditAction, replaces);
     return audited({ action: auditAction, roles, object: { study: path.study ?? undefined, path: formatVaultPath(path) } }, () => run(roles));
   }
 
@@ -196,6 +204,43 @@ export function openSession(parts: SessionParts, principal: Principal, origin: R
       action: 'integrity.alert', outcome: 'failed', actor: null, protocol: 'system', object,
       detail: `${(e as { code?: string }).code ?? 'INTEGRITY_FAILURE'}: ${e.message}`, newValue: { found: `read ${when}`, reader: principal.login },
     }).catch(() => undefined);
+  }
+
+  /**
+   * Refuses (428, audited) a change that the study's folder rules say needs a
+   * reason when none was given: one that removes or replaces what is at
+   * `path`. `movedTo` is where a MOVE takes it (a move
+   * within a rule's folder needs no reason, one out of it does). Checked
+   * before the change, not in its batch: a file created by someone else in
+   * between can be replaced without a reason.
+   */
+  async function requireReason(path: VaultPath, auditAction: string, what: string, movedTo?: VaultPath): Promise<void> {
+    if (options.reason !== undefined || path.study === null) return;
+    const study = await vault.getStudy(path.study);
+    const rules = study?.changeReasonFolders ?? [];
+    const rule = rules.find((folder) => {
+      const names = folder.split('/').filter((name) => name !== '');
+      const covers = isPrefix(names, path.names);
+      // A folder above the rule's folder takes the rule's folder with it.
+      const holds = isPrefix(path.names, names);
+      return (covers || holds) && !(movedTo !== undefined && covers && isPrefix(names, movedTo.names));
+    });
+    // Nothing there: nothing to delete or replace (the method answers 404 or creates).
+    if (rule === undefined || !(await existing(path))) return;
+    const message = `Study ${path.study} requires a reason for change to ${what} ${formatVaultPath(path)} (folder rule "${rule}"). `
+      + 'Send it in the header X-Change-Reason: <why>, percent-encoded as UTF-8 when it is not plain ASCII (e.g. X-Change-Reason: Corrected%20visit%20date).';
+    await audit.record({ ...where, action: auditAction, outcome: 'denied', object: { study: path.study, path: formatVaultPath(path) }, detail: `REASON_REQUIRED: ${message}` });
+    throw new VellumError('REASON_REQUIRED', message);
+  }
+
+  /** The node at path, or undefined when there is none. */
+  async function existing(path: VaultPath): Promise<NodeRecord | undefined> {
+    try {
+      return await vault.stat(path);
+    } catch (e) {
+      if (isVellumError(e, 'NOT_FOUND')) return undefined;
+      throw e;
+    }
   }
 
   const actor = (roles: string[]) => ({
@@ -258,9 +303,10 @@ export function openSession(parts: SessionParts, principal: Principal, origin: R
 
     makeFolder: (path) => change(path, 'write', 'folder.create', (roles) => vault.makeFolder(path, actor(roles))),
 
-    writeFile: (path, body, writeOptions) => change(path, 'write', 'file.write', (roles) => vault.writeFile(path, body, actor(roles), writeOptions)),
+    // New files never need a reason; overwriting one may. Checked before the body is read.
+    writeFile: (path, body, writeOptions) => change(path, 'write', 'file.write', (roles) => vault.writeFile(path, body, actor(roles), writeOptions), 'overwrite'),
 
-    remove: (path) => change(path, 'delete', 'node.delete', (roles) => vault.remove(path, actor(roles))),
+    remove: (path) => change(path, 'delete', 'node.delete', (roles) => vault.remove(path, actor(roles)), 'delete'),
 
     async openFile(path) {
       const roles = await authorize(path, 'read', 'file.read');
@@ -292,6 +338,8 @@ export function openSession(parts: SessionParts, principal: Principal, origin: R
 
     async restoreVersion(study, nodeId, number) {
       const { view, roles } = await nodeFor(study, nodeId, 'write', 'file.restore');
+      const path: VaultPath = { study, names: view.path.split('/').filter((name) => name !== '').slice(1) };
+      await requireReason(path, 'file.restore', 'restore an older version of');
       return audited({ action: 'file.restore', roles, object: { study, path: view.path, nodeId } }, () => vault.restoreVersion(view, number, actor(roles)));
     },
 
@@ -308,6 +356,8 @@ export function openSession(parts: SessionParts, principal: Principal, origin: R
     async move(from, to, moveOptions) {
       const roles = await authorize(from, 'delete', 'node.move');
       await authorize(to, 'write', 'node.move');
+      await requireReason(from, 'node.move', 'move', to);
+      if (moveOptions.overwrite) await requireReason(to, 'node.move', 'replace');
       return audited(
         { action: 'node.move', roles, object: { study: from.study ?? undefined, path: formatVaultPath(from) }, newValue: { path: formatVaultPath(to) } },
         () => vault.move(from, to, actor(roles), moveOptions),
@@ -317,6 +367,7 @@ export function openSession(parts: SessionParts, principal: Principal, origin: R
     async copy(from, to, copyOptions) {
       await authorize(from, 'read', 'node.copy');
       const roles = await authorize(to, 'write', 'node.copy');
+      if (copyOptions.overwrite) await requireReason(to, 'node.copy', 'replace');
       return audited(
         { action: 'node.copy', roles, object: { study: to.study ?? undefined, path: formatVaultPath(to) }, oldValue: { path: formatVaultPath(from) } },
         () => vault.copy(from, to, actor(roles), copyOptions),
@@ -374,6 +425,18 @@ export function openSession(parts: SessionParts, principal: Principal, origin: R
       return vault.createStudy(input, actor(roles));
     },
 
+    async changeReasonFolders(study) {
+      const record = await vault.getStudy(study);
+      if (!record) throw new VellumError('NOT_FOUND', `There is no study "${study}".`);
+      if (!options.system && !decideSystem(principal, parts.administratorGroups).allowed) await authorize({ study, names: [] }, 'read', 'study.change-reason-folders');
+      return record.changeReasonFolders ?? [];
+    },
+
+    async setChangeReasonFolders(study, folders) {
+      const roles = await administrator('study.change-reason-folders', { study });
+      return audited({ action: 'study.change-reason-folders', roles, object: { study } }, () => vault.setChangeReasonFolders(study, folders, actor(roles)));
+    },
+
     async keyStatus(study) {
       await administrator('key.status', { study });
       return vault.keyStatus(study);
@@ -394,4 +457,9 @@ export function openSession(parts: SessionParts, principal: Principal, origin: R
       return audited({ action: 'storage.scrub', roles }, () => vault.startScrub('request', actor(roles)));
     },
   };
+}
+
+/** True when `prefix` is the start of (or all of) `names`. */
+function isPrefix(prefix: readonly string[], names: readonly string[]): boolean {
+  return prefix.length <= names.length && prefix.every((name, i) => names[i] === name);
 }

@@ -21,6 +21,12 @@ export interface StudyRecord {
   readonly createdAt: string;
   readonly createdBy: PersonRef;
   readonly bindings: readonly RoleBinding[];
+  /**
+   * Folders (paths in the study, e.g. "/Regulatory"; "/" is the whole study)
+   * where deleting, overwriting or moving out needs a reason for change. A
+   * rule covers everything below its folder. Absent in studies made before it existed: none.
+   */
+  readonly changeReasonFolders?: readonly string[];
 }
 
 export interface NodeRecord {

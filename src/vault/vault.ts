@@ -50,9 +50,38 @@ export interface TransferResult {
   readonly replaced: boolean;
 }
 
+/** What a new study is made with. */
+export interface NewStudy {
+  readonly id: string;
+  readonly title: string;
+  readonly bindings: readonly RoleBinding[];
+  /** Folders where changes need a reason (StudyRecord.changeReasonFolders); none when absent. */
+  readonly changeReasonFolders?: readonly string[];
+}
+
+/** Most folder rules a study may have. */
+const MAX_REASON_FOLDERS = 100;
+
+/**
+ * Folder rules in one form: "/" or "/A/B" with valid, NFC-normalised names,
+ * no trailing slash, no duplicates. @throws BAD_REQUEST, PATH_INVALID
+ */
+export function normaliseReasonFolders(folders: readonly string[]): string[] {
+  if (folders.length > MAX_REASON_FOLDERS) throw new VellumError('BAD_REQUEST', `A study may have at most ${MAX_REASON_FOLDERS} folder rules.`);
+  const result = new Set<string>();
+  for (const folder of folders) {
+    if (typeof folder !== 'string' || !folder.startsWith('/')) throw new VellumError('BAD_REQUEST', 'A folder rule is a path in the study that starts with "/", e.g. "/Regulatory" ("/" is the whole study).');
+    const names = folder.split('/').filter((name) => name !== '').map(checkName);
+    result.add('/' + names.join('/'));
+  }
+  return [...result].sort();
+}
+
 export interface Vault {
-  /** @throws VellumError STUDY_EXISTS, HSM_UNAVAILABLE, STORE_UNAVAILABLE */
-  createStudy(input: { id: string; title: string; bindings: readonly RoleBinding[] }, actor: Actor): Promise<StudyRecord>;
+  /** @throws VellumError STUDY_EXISTS, HSM_UNAVAILABLE, STORE_UNAVAILABLE, BAD_REQUEST/PATH_INVALID (folder rules) */
+  createStudy(input: NewStudy, actor: Actor): Promise<StudyRecord>;
+  /** Replaces the study's folder rules for reasons for change; audited with the old and new rules. @throws NOT_FOUND, BAD_REQUEST, PATH_INVALID */
+  setChangeReasonFolders(study: string, folders: readonly string[], actor: Actor): Promise<StudyRecord>;
   getStudy(id: string): Promise<StudyRecord | undefined>;
   listStudies(): Promise<StudyRecord[]>;
   /** @throws VellumError NOT_FOUND (also for the root, which is no node) */
@@ -341,6 +370,7 @@ export function createVault(parts: VaultParts): Vault {
 
   return {
     async createStudy(input, actor) {
+      const changeReasonFolders = normaliseReasonFolders(input.changeReasonFolders ?? []);
       return studyLock(input.id, async () => {
         if (await studies.get(input.id)) throw new VellumError('STUDY_EXISTS', `"${input.id}" is taken.`);
         const kek = await parts.keys.ensureStudyKey(input.id);
@@ -349,12 +379,35 @@ export function createVault(parts: VaultParts): Vault {
           id: newId(), study: input.id, parentId: null, name: input.id, kind: 'folder', createdAt: now,
           createdBy: personRef(actor.principal), modifiedAt: now, currentVersion: null, versionCount: 0,
         };
-        const study: StudyRecord = { id: input.id, title: input.title, rootId: root.id, createdAt: now, createdBy: personRef(actor.principal), bindings: input.bindings };
+        const study: StudyRecord = {
+          id: input.id, title: input.title, rootId: root.id, createdAt: now, createdBy: personRef(actor.principal), bindings: input.bindings,
+          ...(changeReasonFolders.length > 0 ? { changeReasonFolders } : {}),
+        };
         await audit.record(
-          { ...auditBase(actor), action: 'study.create', outcome: 'success', object: { study: input.id, path: `/${input.id}`, nodeId: root.id }, newValue: { title: input.title, bindings: input.bindings, kekVersion: kek.version } },
+          {
+            ...auditBase(actor), action: 'study.create', outcome: 'success', object: { study: input.id, path: `/${input.id}`, nodeId: root.id },
+            newValue: { title: input.title, bindings: input.bindings, kekVersion: kek.version, ...(changeReasonFolders.length > 0 ? { changeReasonFolders } : {}) },
+          },
           [studies.put(study.id, study), nodes.put(root.id, root)],
         );
         return study;
+      });
+    },
+
+    async setChangeReasonFolders(id, folders, actor) {
+      const changeReasonFolders = normaliseReasonFolders(folders);
+      return studyLock(id, async () => {
+        const study = await tree.studyOrThrow(id);
+        const { changeReasonFolders: _old, ...rest } = study;
+        const updated: StudyRecord = { ...rest, ...(changeReasonFolders.length > 0 ? { changeReasonFolders } : {}) };
+        await audit.record(
+          {
+            ...auditBase(actor), action: 'study.change-reason-folders', outcome: 'success', object: { study: id, path: `/${id}`, nodeId: study.rootId },
+            oldValue: { changeReasonFolders: study.changeReasonFolders ?? [] }, newValue: { changeReasonFolders },
+          },
+          [studies.put(id, updated)],
+        );
+        return updated;
       });
     },
 

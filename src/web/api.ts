@@ -56,7 +56,7 @@ const json = (body: unknown, status = 200, headers?: Record<string, string>): Re
 export function createApi(options: ApiOptions): RouterMiddleware {
   const router = new Router({ prefix: API_V1 });
 
-  /** Authenticates, reads the JSON body (POST: with these fields allowed), opens the session, runs the handler. */
+  /** Authenticates, reads the JSON body (POST, PUT: with these fields allowed), opens the session, runs the handler. */
   function endpoint(fields: readonly string[] | null, handler: Handler): RouterMiddleware {
     return async (ctx) => {
       const { principal, origin } = await authenticate(ctx.req);
@@ -71,6 +71,7 @@ export function createApi(options: ApiOptions): RouterMiddleware {
   }
   const get = (path: string, handler: Handler) => router.get(path, endpoint(null, handler));
   const post = (path: string, fields: readonly string[], handler: Handler) => router.post(path, endpoint(fields, handler));
+  const put = (path: string, fields: readonly string[], handler: Handler) => router.put(path, endpoint(fields, handler));
 
   async function authenticate(req: IncomingMessage): Promise<{ principal: Principal; origin: RequestOrigin }> {
     const origin: RequestOrigin = { ip: req.socket.remoteAddress ?? 'unknown', client: String(req.headers['user-agent'] ?? '').slice(0, 256), protocol: PROTOCOL };
@@ -134,6 +135,17 @@ export function createApi(options: ApiOptions): RouterMiddleware {
     if (name !== undefined && typeof name !== 'string') throw new VellumError('BAD_REQUEST', 'The field "name" must be a string.');
     // Names are checked and NFC-normalised at the edge, as WebDAV paths are.
     return json(await session.undelete(studyOf(params), params.nodeId!, name === undefined ? {} : { name: checkName(name) }));
+  });
+
+  get('/studies/:study/change-reason-folders', async ({ session, params }) => json({ folders: await session.changeReasonFolders(studyOf(params)) }));
+
+  put('/studies/:study/change-reason-folders', ['folders'], async ({ session, params, body }) => {
+    const folders = body.folders;
+    if (!Array.isArray(folders) || !folders.every((folder) => typeof folder === 'string')) {
+      throw new VellumError('BAD_REQUEST', 'Send {"folders": ["/Regulatory", ...]}: folder paths in the study ("/" is the whole study; [] turns the rule off).');
+    }
+    const study = await session.setChangeReasonFolders(studyOf(params), folders);
+    return json({ folders: study.changeReasonFolders ?? [] });
   });
 
   get('/studies/:study/keys', async ({ session, params }) => json(await session.keyStatus(studyOf(params))));

@@ -16,6 +16,8 @@ export interface WebOptions extends ApiOptions {
   readonly product: { readonly name: string; readonly version: string };
   /** Absolute URL path of the WebDAV mount, shown on the start page. */
   readonly davMount: string;
+  /** The public URL behind a reverse proxy (no trailing slash); the start page shows it instead of the request's host. */
+  readonly externalUrl?: string;
   readonly log: (message: string, error?: unknown) => void;
 }
 
@@ -59,7 +61,7 @@ export function createWebHandler(options: WebOptions): WebHandler {
 
   router.get('/', async (ctx) => {
     const components = await options.health();
-    const davUrl = `${ctx.protocol}://${ctx.host}${options.davMount}/`;
+    const davUrl = `${options.externalUrl ?? `${ctx.protocol}://${ctx.host}`}${options.davMount}/`;
     ctx.type = 'html';
     ctx.body = startPage(options.product, davUrl, components);
   });
@@ -89,7 +91,7 @@ function startPage(product: { name: string; version: string }, davUrl: string, c
 <tbody>
 ${rows}
 </tbody></table>
-<p>Machine-readable: <a href="/healthz">/healthz</a></p>
+<p>Machine-readable: <a href="healthz">healthz</a></p>
 </main>
 </body></html>
 `;

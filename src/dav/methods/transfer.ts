@@ -5,11 +5,12 @@ import type { IncomingMessage } from 'node:http';
 import { parseVaultPath, VellumError, type VaultPath } from '../../kernel/index.ts';
 import { hasBody, single, stripMount, type DavContext } from '../context.ts';
 import { etagOf } from '../etag.ts';
+import type { ProxiedMount } from '../options.ts';
 
 export async function transfer(ctx: DavContext): Promise<void> {
   const { req, res, session, path: from, method } = ctx;
   if (hasBody(req)) throw new VellumError('UNSUPPORTED_MEDIA_TYPE', `${method} takes no body.`);
-  const to = destination(req, ctx.options.mount);
+  const to = destination(req, ctx.options.mount, ctx.options.proxied);
   const overwrite = overwriteHeader(single(req, 'Overwrite'));
   const depth = single(req, 'Depth')?.trim().toLowerCase();
   let result;
@@ -28,9 +29,10 @@ export async function transfer(ctx: DavContext): Promise<void> {
 
 /**
  * The Destination of a MOVE or COPY: an absolute URL on this host, or an
- * absolute path, under the WebDAV mount (RFC 4918 §10.3).
+ * absolute path, under the WebDAV mount (RFC 4918 §10.3). Behind a reverse
+ * proxy, a URL on the external host under its path prefix is this server too.
  */
-export function destination(req: IncomingMessage, mount: string): VaultPath {
+export function destination(req: IncomingMessage, mount: string, proxied?: ProxiedMount): VaultPath {
   const header = single(req, 'Destination');
   if (header === undefined || header.trim() === '') throw new VellumError('DESTINATION_INVALID', 'Send Destination: with the target URL.');
   let url: URL;
@@ -39,12 +41,18 @@ export function destination(req: IncomingMessage, mount: string): VaultPath {
   } catch {
     throw new VellumError('DESTINATION_INVALID', 'The Destination header is not a URL.');
   }
-  if (url.host !== 'destination.invalid' && url.host.toLowerCase() !== String(req.headers.host ?? '').toLowerCase()) {
-    throw new VellumError('DESTINATION_OTHER_SERVER', `${url.host} is not this server.`);
-  }
+  const host = url.host.toLowerCase();
+  const relative = host === 'destination.invalid';
+  // Which mount paths the Destination may use, by the host it names.
+  const mounts: string[] = [];
+  if (relative || host === String(req.headers.host ?? '').toLowerCase()) mounts.push(mount);
+  if (proxied && (relative || host === proxied.host)) mounts.push(proxied.hrefBase);
+  if (mounts.length === 0) throw new VellumError('DESTINATION_OTHER_SERVER', `${url.host} is not this server.`);
   if (url.search !== '' || url.hash !== '') throw new VellumError('DESTINATION_INVALID', 'The Destination may not carry a query or fragment.');
-  if (url.pathname !== mount && !url.pathname.startsWith(`${mount}/`)) throw new VellumError('FORBIDDEN', `The Destination must be under ${mount}/.`);
-  return parseVaultPath(stripMount(url.pathname, mount));
+  // The longest prefix first: /vellum/dav must win over /dav when both could apply.
+  const under = mounts.sort((a, b) => b.length - a.length).find((base) => url.pathname === base || url.pathname.startsWith(`${base}/`));
+  if (under === undefined) throw new VellumError('FORBIDDEN', `The Destination must be under ${mounts.join('/ or ')}/.`);
+  return parseVaultPath(stripMount(url.pathname, under));
 }
 
 function overwriteHeader(value: string | undefined): boolean {

@@ -61,11 +61,11 @@ export function createDavHandler(options: DavOptions): RequestHandler {
       protocol: 'webdav',
     };
     const principal = await options.authenticator.authenticateBasic(req.headers.authorization, origin);
-    if (await answerMacMetadata({ req, res, method, options })) return;
+    const session = options.sessionFor(principal, origin, { reason: changeReason(req), lockTokens: submittedLockTokens({ req }) });
+    if (await answerMacMetadata({ req, res, method, options, session })) return;
     const path = parseVaultPath(stripMount(req.url ?? '/', options.mount));
     const handler = METHODS[method];
     if (!handler) throw new VellumError('NOT_IMPLEMENTED', `${method} is not supported yet. Supported: ${SUPPORTED.join(', ')}.`);
-    const session = options.sessionFor(principal, origin, { reason: changeReason(req), lockTokens: submittedLockTokens({ req }) });
     const ctx: DavContext = { req, res, method, path, session, options };
     // false: the conditions answered the request themselves (304).
     if (await checkPreconditions(ctx)) await handler(ctx);

@@ -4,16 +4,18 @@
 // custom folder icon, whose picture is in its `._` companion). They are not
 // records, so the configured policy (dav.macMetadata) decides what WebDAV does
 // with them; docs/webdav-clients.md explains the choice:
-// - discard (default): every request for such a name succeeds as far as the
-//   client can tell, and nothing is stored, listed or audited;
-// - refuse: writes get 403 with a message; reads, DELETE and UNLOCK 404;
+// - discard (default): every request for such a name, where the person could
+//   keep a file, succeeds as far as the client can tell, and nothing is
+//   stored, listed or audited;
+// - refuse: writes get 403 with a message (audited); reads, DELETE and UNLOCK 404;
 // - store: ordinary files (this module answers nothing).
 // Finder aborts a whole copy (error -36) when writing a `._` file fails, which
 // is why discard, not refuse, is the default.
 
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { parseVaultPath, VellumError } from '../kernel/index.ts';
+import { parseVaultPath, VellumError, type VaultPath } from '../kernel/index.ts';
+import type { Session } from '../session/index.ts';
 import { readBody, stripMount } from './context.ts';
 import { destination } from './methods/transfer.ts';
 import type { DavOptions } from './options.ts';
@@ -38,6 +40,7 @@ export interface MacMetadataRequest {
   /** Upper-case method name. */
   readonly method: string;
   readonly options: DavOptions;
+  readonly session: Session;
 }
 
 /**
@@ -48,20 +51,23 @@ export interface MacMetadataRequest {
  * pass the name rules). @throws VellumError for bad requests and refusals.
  */
 export async function answerMacMetadata(request: MacMetadataRequest): Promise<boolean> {
-  const { req, method, options } = request;
+  const { req, method, options, session } = request;
   if (options.macMetadata === 'store') return false;
   const encoded = stripMount(req.url ?? '/', options.mount);
-  const named = metadataTarget(encoded);
+  const folder = metadataTarget(encoded);
+  const named = folder !== null;
   const toMetadata = (method === 'MOVE' || method === 'COPY') && metadataDestination(req, options);
   if (!named && !toMetadata) return false;
+  const where = folder ?? parseVaultPath(encoded);
 
   if (options.macMetadata === 'refuse') {
     if (ABSENT.has(method) && !toMetadata) throw new VellumError('NOT_FOUND', 'macOS metadata files are not kept on this server.');
-    throw new VellumError('FORBIDDEN', 'This server refuses macOS metadata files (._*, .DS_Store, Icon\\r): dav.macMetadata is "refuse". Ask the administrator to set it to "discard" if Finder copies fail.');
+    return session.refuse(where, 'file.write', 'This server refuses macOS metadata files (._*, .DS_Store, Icon\\r): dav.macMetadata is "refuse". Ask the administrator to set it to "discard" if Finder copies fail.');
   }
 
-  // discard
+  // discard: answered as if kept, but only where the person could keep a file (the folder exists, they may write or read there).
   const { res } = request;
+  if (named) await session.checkAccess(folder, READS.has(method) ? 'read' : 'write', READS.has(method) ? 'file.read' : 'file.write');
   if (!named) throw new VellumError('FORBIDDEN', 'A file cannot be renamed or copied to a macOS metadata name here: such files are discarded.');
   switch (method) {
     case 'PUT':
@@ -91,20 +97,19 @@ export async function answerMacMetadata(request: MacMetadataRequest): Promise<bo
   }
 }
 
-/** True when the last name of an encoded path below the mount is a metadata name inside a study. */
-function metadataTarget(encoded: string): boolean {
+/** The folder, when the last name of an encoded path below the mount is a metadata name inside a study; else null. */
+function metadataTarget(encoded: string): VaultPath | null {
   const segments = encoded.split('/').filter((segment) => segment !== '');
-  if (segments.length < 2) return false;
+  if (segments.length < 2) return null;
   let name: string;
   try {
     name = decodeURIComponent(segments[segments.length - 1]!);
   } catch {
-    return false;
+    return null;
   }
-  if (!isMacMetadataName(name)) return false;
+  if (!isMacMetadataName(name)) return null;
   // The folder part must be a valid path: a hostile path gets its 400 here, not a 201.
-  parseVaultPath('/' + segments.slice(0, -1).join('/'));
-  return true;
+  return parseVaultPath('/' + segments.slice(0, -1).join('/'));
 }
 
 /** True when a MOVE or COPY Destination on this server, under the mount, ends in a metadata name. */

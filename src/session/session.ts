@@ -83,6 +83,15 @@ export interface Session {
   /** Quota figures (RFC 4331) for the study of path. */
   storageUsage(path: VaultPath): Promise<StorageUsage>;
 
+  /**
+   * For answers a front end gives without the vault (discarded macOS
+   * metadata): the folder at path must exist and the person may do action
+   * there. @throws NOT_FOUND, FORBIDDEN (audited as a denial)
+   */
+  checkAccess(path: VaultPath, action: 'read' | 'write', auditAction: string): Promise<void>;
+  /** A refusal decided by a front end's policy (e.g. dav.macMetadata "refuse"): audited as a denial, thrown as FORBIDDEN. */
+  refuse(path: VaultPath, auditAction: string, detail: string): Promise<never>;
+
   /** Active locks that cover path: on it, or depth-infinity locks on a folder above it. */
   locksOn(path: VaultPath): Promise<LockRecord[]>;
   /** locksOn for many paths (a folder listing), with one access decision per study. */
@@ -390,6 +399,16 @@ export function openSession(parts: SessionParts, principal: Principal, origin: R
     async storageUsage(path) {
       await authorize(path, 'read', 'node.stat');
       return vault.storageUsage(path.study!);
+    },
+
+    async checkAccess(path, action, auditAction) {
+      await authorize(path, action, auditAction);
+      if (path.names.length > 0 && (await vault.stat(path)).kind !== 'folder') throw new VellumError('NOT_A_FOLDER');
+    },
+
+    async refuse(path, auditAction, detail) {
+      await audit.record({ ...where, action: auditAction, outcome: 'denied', object: { study: path.study ?? undefined, path: formatVaultPath(path) }, detail });
+      throw new VellumError('FORBIDDEN', detail);
     },
 
     async locksOn(path) {

@@ -302,6 +302,18 @@ test.serial('discard: ._ files and .DS_Store are accepted (201) and dropped: not
   t.deepEqual(entries.filter((entry) => entry.object.path !== undefined).map((entry) => `${entry.action} ${entry.object.path}`), [`file.create /${STUDY}/Mac/report.pdf`]);
 });
 
+test.serial('discard answers only where a file could be kept: the auditor gets 403 (audited), a missing folder 404', async (t) => {
+  const seq = running.appliance.audit.head().seq;
+  t.is((await send(running, dav('/Mac/._audit.pdf'), { method: 'PUT', body: 'x', user: 'audrey' })).status, 403);
+  t.is((await send(running, dav('/Mac/._audit.pdf'), { method: 'LOCK', body: '<D:lockinfo xmlns:D="DAV:"><D:lockscope><D:exclusive/></D:lockscope><D:locktype><D:write/></D:locktype></D:lockinfo>', user: 'audrey' })).status, 403);
+  t.is((await send(running, dav('/Nowhere/._x'), { method: 'PUT', body: 'x' })).status, 404);
+  t.is((await send(running, dav('/Mac/report.pdf/._x'), { method: 'PUT', body: 'x' })).status, 409, 'a file is no folder');
+  const denials = [];
+  for await (const entry of running.appliance.audit.entries(seq + 1)) if (entry.outcome === 'denied') denials.push(entry);
+  t.is(denials.length, 2);
+  t.true(denials.every((entry) => entry.actor?.login === 'audrey' && entry.object.path === `/${STUDY}/Mac`));
+});
+
 test.serial('discard: LOCK gets a well-formed lock with a fresh token, refresh keeps it, UNLOCK 204; PROPPATCH 207, MKCOL 403', async (t) => {
   const lockBody = '<?xml version="1.0" encoding="utf-8"?><D:lockinfo xmlns:D="DAV:"><D:lockscope><D:exclusive/></D:lockscope><D:locktype><D:write/></D:locktype><D:owner><D:href>http://www.apple.com/webdav_fs/</D:href></D:owner></D:lockinfo>';
   const locked = await send(running, dav('/Mac/._new.pdf'), { method: 'LOCK', headers: { 'Content-Type': 'text/xml', Timeout: 'Second-600', Depth: '0' }, body: lockBody });

@@ -2,7 +2,8 @@
 // against one running appliance, suite after suite with no restart between
 // them, as a Sponsor. Each suite must pass every one of its tests; the failure
 // message lists the failing litmus tests with litmus's own reason. At the end
-// the total must be 104 of 104 and the appliance must still answer.
+// the total must be 104 of 104 and the appliance must still answer. litmus
+// talks to the loopback HTTP listener: it has no option to trust a CA.
 
 import test from 'ava';
 import { execFile } from 'node:child_process';

@@ -65,6 +65,8 @@ export function createDavHandler(options: DavOptions): RequestHandler {
   }
 
   return guardRequests(handle, (req, res, e) => {
+    // Answered already (the connection may be serving the next request): only the log is left.
+    if (res.writableEnded) return options.log(`${req.method} failed after its answer was sent`, e);
     // A request whose body we did not read: close the connection rather than read it all.
     const unread = hasBody(req) && !req.complete;
     if (unread && !res.headersSent) res.setHeader('Connection', 'close');

@@ -20,6 +20,7 @@ import { snapshotStudy } from '../support/study-snapshot.ts';
 const XML_CAP = 64 * 1024;
 const HEADERS_TIMEOUT_MS = 2_000;
 const IDLE_TIMEOUT_MS = 3_000;
+const KEEP_ALIVE_TIMEOUT_MS = 1_000;
 const A_TXT = 'version two of a.txt\n';
 // Read after every hostile request to see that the server still answers; no hostile request names it.
 const PROBE = '/probe.txt';
@@ -34,7 +35,7 @@ test.before(async () => {
   running = await startRunning({
     config: (config) => ({
       ...config,
-      limits: { xmlBodyBytes: XML_CAP, headersTimeoutMs: HEADERS_TIMEOUT_MS, idleTimeoutMs: IDLE_TIMEOUT_MS },
+      limits: { xmlBodyBytes: XML_CAP, headersTimeoutMs: HEADERS_TIMEOUT_MS, idleTimeoutMs: IDLE_TIMEOUT_MS, keepAliveTimeoutMs: KEEP_ALIVE_TIMEOUT_MS },
     }),
   });
   host = new URL(running.http).host;
@@ -321,6 +322,13 @@ test.serial('a slow but steady upload that lasts longer than the idle timeout is
   t.is(steady.responses[0]?.status, 201);
   t.is((await send(running, corpus('/steady.txt'), {}, 'http')).text, body);
   t.is((await send(running, corpus('/steady.txt'), { method: 'DELETE' }, 'http')).status, 204);
+});
+
+test.serial('an idle keep-alive connection is closed after the keep-alive timeout', async (t) => {
+  const exchange = await rawExchange(running.http, resolveHost(request('GET', corpus(PROBE))), { responses: Infinity, timeoutMs: KEEP_ALIVE_TIMEOUT_MS + 5_000 });
+  t.is(exchange.responses[0]?.status, 200);
+  t.true(exchange.closed);
+  t.true(exchange.elapsedMs >= KEEP_ALIVE_TIMEOUT_MS - 100 && exchange.elapsedMs < KEEP_ALIVE_TIMEOUT_MS + 3_000, `closed after ${exchange.elapsedMs} ms`);
 });
 
 // ---------------------------------------------------------------------------

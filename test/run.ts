@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { ensurePackages } from './env/packages.ts';
 
-const PACKAGES = ['softhsm2', 'slapd', 'ldap-utils', 'curl', 'openssl'];
+const PACKAGES = ['softhsm2', 'slapd', 'ldap-utils', 'curl', 'openssl', 'apache2', 'litmus', 'rclone', 'cadaver'];
 
 await ensurePackages(PACKAGES);
 

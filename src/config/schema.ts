@@ -13,8 +13,9 @@ const secretRef = z.union([
 const port = z.number().int().min(0).max(65535);
 const host = z.string().refine((value) => isIP(value) !== 0 || value === 'localhost', 'must be an IP address');
 
+// isIP checks every octet (127.999.0.1 is not an address).
 const loopbackHost = z.string().refine(
-  (value) => value === 'localhost' || value === '::1' || /^127\.\d+\.\d+\.\d+$/.test(value),
+  (value) => value === 'localhost' || value === '::1' || (isIP(value) === 4 && value.startsWith('127.')),
   'plain HTTP is allowed only on a loopback address (127.0.0.0/8 or ::1)',
 );
 
@@ -88,6 +89,14 @@ export const configSchema = z.strictObject({
     xmlBodyBytes: z.number().int().min(1024).max(64 * 1024 * 1024).default(1024 * 1024),
     /** Largest file a single PUT may store. */
     uploadBytes: z.number().int().min(1).default(64 * 1024 ** 3),
+    /** Largest request head (request line and headers); larger gets 431. */
+    headerBytes: z.number().int().min(4096).max(256 * 1024).default(16 * 1024),
+    /** Time a client has to send its whole request head; a client that trickles it is cut (408). */
+    headersTimeoutMs: z.number().int().min(1000).max(300_000).default(20_000),
+    /** A connection on which nothing moves for this long is closed, also mid-body; a slow but steady upload is never cut. */
+    idleTimeoutMs: z.number().int().min(1000).max(3_600_000).default(120_000),
+    /** How long an idle keep-alive connection is kept open between requests. */
+    keepAliveTimeoutMs: z.number().int().min(100).max(300_000).default(5_000),
   }).prefault({}),
   dav: z.strictObject({
     /** Lifetimes granted to WebDAV locks: the client's Timeout, at most maxSeconds; defaultSeconds when it sends none. */

@@ -4,6 +4,7 @@
 // request to the handler for its method (one module each under methods/).
 // Nothing is looked at before the person is authenticated, except OPTIONS.
 
+import { AsyncLocalStorage } from 'node:async_hooks';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { parseVaultPath, VellumError, type RequestOrigin } from '../kernel/index.ts';
 import { lingerThenDrop } from '../session/index.ts';
@@ -71,15 +72,69 @@ export function createDavHandler(options: DavOptions): RequestHandler {
     if (await checkPreconditions(ctx)) await handler(ctx);
   }
 
+  return guardRequests(handle, (req, res, e) => {
+    // Answered already (the connection may be serving the next request): only the log is left.
+    if (res.writableEnded) return options.log(`${req.method} failed after its answer was sent`, e);
+    // A request whose body we did not read: close the connection rather than read it all.
+    const unread = hasBody(req) && !req.complete;
+    if (unread && !res.headersSent) res.setHeader('Connection', 'close');
+    sendError(res, e, errorOptions);
+    if (unread) lingerThenDrop(req);
+  });
+}
+
+type Failure = (req: IncomingMessage, res: ServerResponse, error: unknown) => void;
+
+/** The request each piece of asynchronous work was started for, so that a stray exception finds its request. */
+const inFlight = new AsyncLocalStorage<{ readonly req: IncomingMessage; readonly res: ServerResponse; readonly fail: Failure }>();
+let strayGuardInstalled = false;
+
+/**
+ * The outer guard: whatever a request's handling throws, synchronously, as a
+ * rejection, or later from a callback or event listener it started (where no
+ * promise can catch it), becomes an answer for that request (a 500 unless the
+ * error is a catalog error; a cut connection if the answer had begun), and
+ * the process stays up. The guard is a last line, not a fix: every known way
+ * to get here is fixed where it happens.
+ */
+export function guardRequests(handle: (req: IncomingMessage, res: ServerResponse) => Promise<void>, fail: Failure): RequestHandler {
+  installStrayGuard();
+  const failSafely: Failure = (req, res, error) => {
+    try {
+      fail(req, res, error);
+    } catch {
+      res.destroy();
+    }
+  };
   return (req, res) => {
-    handle(req, res).catch((e: unknown) => {
-      // A request whose body we did not read: close the connection rather than read it all.
-      const unread = hasBody(req) && !req.complete;
-      if (unread) res.setHeader('Connection', 'close');
-      sendError(res, e, errorOptions);
-      if (unread) lingerThenDrop(req);
+    inFlight.run({ req, res, fail: failSafely }, () => {
+      let running: Promise<void>;
+      try {
+        running = handle(req, res);
+      } catch (e) {
+        running = Promise.reject(e);
+      }
+      running.catch((e: unknown) => failSafely(req, res, e));
     });
   };
+}
+
+function installStrayGuard(): void {
+  if (strayGuardInstalled) return;
+  strayGuardInstalled = true;
+  // Exceptions thrown from callbacks and unhandled rejections land here, still
+  // in the asynchronous context of the request that started the work.
+  process.on('uncaughtException', (error, origin) => {
+    const request = inFlight.getStore();
+    if (request !== undefined) {
+      request.fail(request.req, request.res, error);
+      return;
+    }
+    // Not a WebDAV request's: what Node does without a listener, unless someone else listens.
+    if (process.listenerCount('uncaughtException') > 1) return;
+    process.stderr.write(`Uncaught exception (${origin}): ${error instanceof Error ? error.stack : String(error)}\n`);
+    process.exit(1);
+  });
 }
 
 /** X-Change-Reason (Annex 11 §9), percent-encoded by clients that need non-ASCII. */

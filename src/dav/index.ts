@@ -4,4 +4,4 @@
 // clients. Thin by design: access checks, locks and audit live in session/
 // and vault/.
 
-export { createDavHandler, sendDavOptions, type DavOptions, type RequestHandler } from './handler.ts';
+export { createDavHandler, guardRequests, sendDavOptions, type DavOptions, type RequestHandler } from './handler.ts';

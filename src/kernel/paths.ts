@@ -14,6 +14,8 @@ export interface VaultPath {
 export const STUDY_ID_PATTERN = /^[A-Z0-9][A-Z0-9_-]{0,63}$/;
 const MAX_NAME_BYTES = 255;
 const MAX_DEPTH = 64;
+// A whole path (study and names, decoded, as UTF-8), like Linux's PATH_MAX.
+const MAX_PATH_BYTES = 4096;
 // Control characters and the characters Windows cannot store in a name.
 const FORBIDDEN_IN_NAME = /[\u0000-\u001f\u007f\\]/;
 
@@ -34,18 +36,25 @@ export function checkName(raw: string): string {
 /**
  * Parses the percent-encoded path of a URL below a mount point (e.g. the part
  * after `/dav`). Rejects invalid percent-encoding, invalid UTF-8, NUL, `..`,
- * names that are too long and trees that are too deep. Names are NFC-normalised
+ * names and paths that are too long and trees that are too deep. Names are NFC-normalised
  * so that macOS (NFD) and Windows (NFC) clients meet the same file.
  */
 export function parseVaultPath(encoded: string): VaultPath {
   if (!encoded.startsWith('/') && encoded !== '') throw new VellumError('PATH_INVALID', 'The path must start with "/".');
+  // Each byte takes at most 3 characters percent-encoded: refuse a hopeless path before splitting it.
+  if (encoded.length > 3 * MAX_PATH_BYTES + MAX_DEPTH + 1) throw tooLong();
   const raw = encoded.split('/').filter((segment) => segment !== '');
   if (raw.length > MAX_DEPTH + 1) throw new VellumError('PATH_INVALID', `Folders may be nested at most ${MAX_DEPTH} deep.`);
   const names = raw.map(decodeSegment).map(checkName);
+  if (names.reduce((total, name) => total + 1 + Buffer.byteLength(name, 'utf8'), 0) > MAX_PATH_BYTES) throw tooLong();
   const [study, ...rest] = names;
   if (study === undefined) return { study: null, names: [] };
   if (!isStudyId(study)) throw new VellumError('NOT_FOUND', `"${study}" is not a study.`);
   return { study, names: rest };
+}
+
+function tooLong(): VellumError {
+  return new VellumError('PATH_INVALID', `A path may be at most ${MAX_PATH_BYTES} bytes long.`);
 }
 
 // decodeURIComponent throws on bad escapes and on bytes that are not UTF-8.

@@ -5,7 +5,7 @@
 import { mkdir } from 'node:fs/promises';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { join } from 'node:path';
 import { openAuditTrail, type AuditTrail } from '../audit/index.ts';
 import type { Config } from '../config/index.ts';
@@ -107,13 +107,13 @@ export async function startAppliance(config: Config, log: Logger): Promise<Appli
 
     const tls = await loadTlsMaterial(config.tls, config.dataDir);
     log.info(`TLS certificate: ${tls.origin}`);
-    const https = createHttpsServer({ cert: tls.cert, key: tls.key, minVersion: 'TLSv1.2' }, route);
-    const servers: Server[] = [tune(https)];
+    const https = createHttpsServer({ cert: tls.cert, key: tls.key, minVersion: 'TLSv1.2', ...serverLimits(config.limits) }, route);
+    const servers: Server[] = [tune(https, config.limits)];
     const httpsAddress = await listen(https, config.listen.https.host, config.listen.https.port);
     closers.push(() => shutdown(https));
     let httpUrl: string | null = null;
     if (config.listen.http) {
-      const http = tune(createHttpServer(route));
+      const http = tune(createHttpServer(serverLimits(config.limits), route), config.limits);
       servers.push(http);
       const address = await listen(http, config.listen.http.host, config.listen.http.port);
       if (!isLoopback(address.address)) {
@@ -179,14 +179,68 @@ function sweepExpiredLocks(vault: Vault, log: Logger): NodeJS.Timeout {
   return timer;
 }
 
-function tune(server: Server): Server {
-  // Slow clients may not hold a connection open forever without sending headers.
-  server.headersTimeout = 20_000;
-  // Large uploads take as long as they take; idle sockets are cut.
+type ServerLimits = Config['limits'];
+
+/** Options that only take effect when the server is created. */
+function serverLimits(limits: ServerLimits) {
+  return {
+    // A request head over the cap gets 431 from Node's parser before any handler runs.
+    maxHeaderSize: limits.headerBytes,
+    // How often Node checks the headers timeout: often enough that a trickling client is cut near the limit.
+    connectionsCheckingInterval: Math.min(1_000, limits.headersTimeoutMs / 2),
+  };
+}
+
+function tune(server: Server, limits: ServerLimits): Server {
+  // Slow clients may not hold a connection open forever without sending headers (408, then closed).
+  server.headersTimeout = limits.headersTimeoutMs;
+  // Large uploads take as long as they take: no whole-request timeout...
   server.requestTimeout = 0;
-  server.keepAliveTimeout = 5_000;
-  server.timeout = 120_000;
+  // ...but a socket on which nothing moves (no byte in or out) is destroyed, also mid-body.
+  server.timeout = limits.idleTimeoutMs;
+  server.keepAliveTimeout = limits.keepAliveTimeoutMs;
+  answerUnparsableRequestsInOrder(server);
   return server;
+}
+
+const CLIENT_ERROR_STATUS: Record<string, string> = {
+  HPE_HEADER_OVERFLOW: '431 Request Header Fields Too Large',
+  HPE_CHUNK_EXTENSIONS_OVERFLOW: '413 Content Too Large',
+  ERR_HTTP_REQUEST_TIMEOUT: '408 Request Timeout',
+};
+
+/**
+ * What Node does with bytes it cannot parse as HTTP (400, 408 or 431, then
+ * close), except that when garbage follows a complete request on the same
+ * connection (pipelining), that request is answered first: Node's own handler
+ * would answer the garbage in its place.
+ */
+function answerUnparsableRequestsInOrder(server: Server): void {
+  const latest = new WeakMap<Socket, { req: IncomingMessage; res: ServerResponse }>();
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => latest.set(req.socket, { req, res }));
+  server.on('clientError', (error: NodeJS.ErrnoException, socket: Socket) => {
+    if (error.code === 'ECONNRESET' || !socket.writable) {
+      socket.destroy();
+      return;
+    }
+    const answer = () => {
+      if (!socket.writable) return socket.destroy();
+      socket.end(`HTTP/1.1 ${CLIENT_ERROR_STATUS[error.code ?? ''] ?? '400 Bad Request'}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`, () => socket.destroy());
+    };
+    const inFlight = latest.get(socket);
+    if (inFlight === undefined || inFlight.res.writableFinished) return answer();
+    if (inFlight.req.complete) {
+      // The request before the garbage was read whole: its answer goes first.
+      inFlight.res.once('finish', answer);
+      inFlight.res.once('close', () => {
+        if (!inFlight.res.writableFinished) socket.destroy();
+      });
+      return;
+    }
+    // The garbage is inside that request (e.g. a broken chunked body): it gets the error, if nothing was sent yet.
+    if (inFlight.res.headersSent) socket.destroy();
+    else answer();
+  });
 }
 
 function listen(server: Server, host: string, port: number): Promise<AddressInfo> {

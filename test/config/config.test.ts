@@ -91,7 +91,7 @@ test('a minimal config file loads, with defaults applied and relative paths reso
   t.is(config.hsm.sessions, 4);
   t.deepEqual(config.access, { administratorGroups: [] });
   t.deepEqual(config.auth, { cacheSeconds: 60, realm: 'Vellum' });
-  t.deepEqual(config.limits, { xmlBodyBytes: 1024 * 1024, uploadBytes: 64 * 1024 ** 3 });
+  t.deepEqual(config.limits, { xmlBodyBytes: 1024 * 1024, uploadBytes: 64 * 1024 ** 3, headerBytes: 16 * 1024, headersTimeoutMs: 20_000, idleTimeoutMs: 120_000, keepAliveTimeoutMs: 5_000 });
 });
 
 test('11.300 secrets are resolved from the environment and the secret references do not survive into the config', (t) => {
@@ -212,6 +212,8 @@ test('every problem is reported at once, not only the first', (t) => {
 test('DESIGN 7 a plain-HTTP listener on 0.0.0.0 is refused: loopback only', (t) => {
   invalid(t, () => build(edit((c) => (c.listen = { http: { host: '0.0.0.0', port: 8080 } }))), 'listen.http.host', 'loopback');
   invalid(t, () => build(edit((c) => (c.listen = { http: { host: '192.0.2.1', port: 8080 } }))), 'listen.http.host', 'loopback');
+  // Looks like 127/8 but is no address at all.
+  invalid(t, () => build(edit((c) => (c.listen = { http: { host: '127.999.0.1', port: 8080 } }))), 'listen.http.host', 'loopback');
   t.is(build(edit((c) => (c.listen = { http: { host: '127.0.0.1', port: 8080 } }))).listen.http?.host, '127.0.0.1');
   t.is(build(edit((c) => (c.listen = { http: { host: '::1', port: 8080 } }))).listen.http?.host, '::1');
 });

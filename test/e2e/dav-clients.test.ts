@@ -17,7 +17,7 @@ import { startPrivateApache, type ApacheSite, type RunningServer } from '../../b
 import { isVellumError } from '../../src/kernel/index.ts';
 import { freePort } from '../env/slapd.ts';
 import { PEOPLE, startTestEnv, type TestEnv } from '../env/index.ts';
-import { basicAuth, run, send, startRunning, STUDY, type Reply, type Running } from '../support/appliance.ts';
+import { basicAuth, run, send, startRunning, STUDY, type Reply, type RequestOptions, type Running } from '../support/appliance.ts';
 import { killApplianceProcesses, startApplianceProcess } from '../support/appliance-process.ts';
 
 const MiB = 1024 * 1024;
@@ -88,25 +88,10 @@ test.after.always(async () => {
 });
 
 /** One request through the reverse proxy (HTTPS, verified against the proxy's certificate). */
-function viaProxy(path: string, options: { method?: string; headers?: Record<string, string>; body?: string; user?: keyof typeof PEOPLE | null } = {}): Promise<Reply> {
-  const url = new URL(`${external}${path}`);
-  const headers: Record<string, string> = { ...options.headers };
-  const user = options.user === undefined ? 'sam' : options.user;
-  if (user !== null) headers.Authorization = basicAuth(PEOPLE[user].login, PEOPLE[user].password);
-  if (options.body !== undefined) headers['Content-Length'] = String(Buffer.byteLength(options.body));
-  return new Promise((resolve, reject) => {
-    const req = httpsRequest({ host: url.hostname, port: url.port, path: url.pathname, method: options.method ?? 'GET', headers, ca: proxyCa, servername: 'localhost' }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (chunk: Buffer) => chunks.push(chunk));
-      res.on('end', () => {
-        const body = Buffer.concat(chunks);
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, body, text: body.toString('utf8') });
-      });
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    req.end(options.body);
-  });
+function viaProxy(path: string, options: RequestOptions = {}): Promise<Reply> {
+  // send() takes only the host, port and CA from its first argument.
+  const proxyAsServer = { https: external, http: external, ca: proxyCa } as Running;
+  return send(proxyAsServer, new URL(`${external}${path}`).pathname, options);
 }
 
 /**

@@ -16,10 +16,13 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { parseVaultPath, VellumError, type VaultPath } from '../kernel/index.ts';
 import type { Session } from '../session/index.ts';
-import { readBody, stripMount } from './context.ts';
-import { destination } from './methods/transfer.ts';
+import { readBody, single, stripMount } from './context.ts';
+import { lockInfo, parseTimeout, sendDiscovery } from './methods/lock.ts';
+import { destinationPath } from './methods/transfer.ts';
+import { submittedLockTokens } from './preconditions.ts';
 import type { DavOptions } from './options.ts';
-import { DAV_NS, davChild, elementsOf, escapeText, isDav, parseXml, serializeElement, type XmlElement } from './xml.ts';
+import { emptyProperty, responseXml } from './multistatus.ts';
+import { clarkName, davChild, elementsOf, isDav, parseXml } from './xml.ts';
 
 /** Largest body accepted (and dropped) for a discarded PUT: `._` files are a few KiB, `.DS_Store` rarely above 100 KiB. */
 export const DISCARDED_BODY_BYTES = 1024 * 1024;
@@ -54,8 +57,9 @@ export async function answerMacMetadata(request: MacMetadataRequest): Promise<bo
   const { req, method, options, session } = request;
   if (options.macMetadata === 'store') return false;
   const encoded = stripMount(req.url ?? '/', options.mount);
-  const folder = metadataTarget(encoded);
-  const named = folder !== null;
+  const target = metadataTarget(encoded);
+  const folder = target?.folder ?? null;
+  const named = target !== null;
   const toMetadata = (method === 'MOVE' || method === 'COPY') && metadataDestination(req, options);
   if (!named && !toMetadata) return false;
   const where = folder ?? parseVaultPath(encoded);
@@ -67,8 +71,8 @@ export async function answerMacMetadata(request: MacMetadataRequest): Promise<bo
 
   // discard: answered as if kept, but only where the person could keep a file (the folder exists, they may write or read there).
   const { res } = request;
-  if (named) await session.checkAccess(folder, READS.has(method) ? 'read' : 'write', READS.has(method) ? 'file.read' : 'file.write');
-  if (!named) throw new VellumError('FORBIDDEN', 'A file cannot be renamed or copied to a macOS metadata name here: such files are discarded.');
+  if (target === null) throw new VellumError('FORBIDDEN', 'A file cannot be renamed or copied to a macOS metadata name here: such files are discarded.');
+  await session.checkAccess(target.folder, READS.has(method) ? 'read' : 'write', READS.has(method) ? 'file.read' : 'file.write');
   switch (method) {
     case 'PUT':
       await dropBody(req);
@@ -84,10 +88,10 @@ export async function answerMacMetadata(request: MacMetadataRequest): Promise<bo
       res.writeHead(201, { 'Content-Length': '0' }).end();
       return true;
     case 'PROPPATCH':
-      sendXml(res, 207, acceptedProperties(await readBody(req, options.xmlBodyBytes), options.hrefBase + encoded));
+      sendAcceptedProperties(res, await readBody(req, options.xmlBodyBytes), options.hrefBase + encoded);
       return true;
     case 'LOCK':
-      await answerLock(request, options.hrefBase + encoded);
+      await answerLock(request, target.folder, target.name);
       return true;
     case 'MKCOL':
       throw new VellumError('FORBIDDEN', 'A folder may not have a macOS metadata name (._*, .DS_Store) here: such names are discarded.');
@@ -97,8 +101,8 @@ export async function answerMacMetadata(request: MacMetadataRequest): Promise<bo
   }
 }
 
-/** The folder, when the last name of an encoded path below the mount is a metadata name inside a study; else null. */
-function metadataTarget(encoded: string): VaultPath | null {
+/** The folder and the name, when the last name of an encoded path below the mount is a metadata name inside a study; else null. */
+function metadataTarget(encoded: string): { folder: VaultPath; name: string } | null {
   const segments = encoded.split('/').filter((segment) => segment !== '');
   if (segments.length < 2) return null;
   let name: string;
@@ -109,7 +113,7 @@ function metadataTarget(encoded: string): VaultPath | null {
   }
   if (!isMacMetadataName(name)) return null;
   // The folder part must be a valid path: a hostile path gets its 400 here, not a 201.
-  return parseVaultPath('/' + segments.slice(0, -1).join('/'));
+  return { folder: parseVaultPath('/' + segments.slice(0, -1).join('/')), name };
 }
 
 /** True when a MOVE or COPY Destination on this server, under the mount, ends in a metadata name. */
@@ -127,7 +131,7 @@ function metadataDestination(req: IncomingMessage, options: DavOptions): boolean
     // The folder part through the method's own Destination rules (the name itself might not pass them: Icon\r).
     url.pathname = match[1]!;
     const folder = url.host === 'destination.invalid' ? url.pathname : url.href;
-    destination({ headers: { ...req.headers, destination: folder } } as unknown as IncomingMessage, options.mount, options.proxied);
+    destinationPath(folder, String(req.headers.host ?? ''), options.mount, options.proxied);
     return true;
   } catch {
     return false;
@@ -145,24 +149,17 @@ async function dropBody(req: IncomingMessage): Promise<void> {
   }
 }
 
-const D = new Map([[DAV_NS, 'D']]);
-const dav = (local: string, ...children: (XmlElement | string)[]): XmlElement => ({ ns: DAV_NS, local, attributes: [], children });
-
-function sendXml(res: ServerResponse, status: number, root: XmlElement, headers: Record<string, string> = {}): void {
-  const inner = root.children.map((child) => (typeof child === 'string' ? escapeText(child) : serializeElement(child, D))).join('');
-  const body = `<?xml version="1.0" encoding="utf-8"?>\n<D:${root.local} xmlns:D="DAV:">${inner}</D:${root.local}>\n`;
-  res.writeHead(status, { ...headers, 'Content-Type': 'application/xml; charset=utf-8', 'Content-Length': String(Buffer.byteLength(body)) }).end(body);
-}
-
 /** A multistatus that reports every property of a PROPPATCH as set (or removed): 200 each, nothing kept. */
-function acceptedProperties(body: string, href: string): XmlElement {
+function sendAcceptedProperties(res: ServerResponse, body: string, href: string): void {
   const update = parseXml(body);
   if (!isDav(update, 'propertyupdate')) throw new VellumError('XML_INVALID', 'A PROPPATCH body is a DAV:propertyupdate.');
   const names = elementsOf(update)
     .filter((change) => isDav(change, 'set') || isDav(change, 'remove'))
-    .flatMap((change) => elementsOf(davChild(change, 'prop') ?? dav('prop')))
-    .map((property): XmlElement => ({ ns: property.ns, local: property.local, attributes: [], children: [] }));
-  return dav('multistatus', dav('response', dav('href', href), dav('propstat', dav('prop', ...names), dav('status', 'HTTP/1.1 200 OK'))));
+    .map((change) => davChild(change, 'prop'))
+    .flatMap((prop) => (prop === undefined ? [] : elementsOf(prop)))
+    .map((property) => emptyProperty(clarkName(property)));
+  const xml = `<?xml version="1.0" encoding="utf-8"?>\n<D:multistatus xmlns:D="DAV:">${responseXml(href, [{ status: 200, properties: names }])}</D:multistatus>\n`;
+  res.writeHead(207, { 'Content-Type': 'application/xml; charset=utf-8', 'Content-Length': String(Buffer.byteLength(xml)) }).end(xml);
 }
 
 /**
@@ -170,27 +167,20 @@ function acceptedProperties(body: string, href: string): XmlElement {
  * writes and gives up when the lock fails. The token is random and kept
  * nowhere; a refresh gets back the token it names.
  */
-async function answerLock(request: MacMetadataRequest, href: string): Promise<void> {
-  const { req, res, options } = request;
+async function answerLock(request: MacMetadataRequest, folder: VaultPath, name: string): Promise<void> {
+  const { req, res, options, session } = request;
   const body = await readBody(req, options.xmlBodyBytes);
-  let scope = 'exclusive';
-  let owner: XmlElement | undefined;
-  let token = `opaquelocktoken:${randomUUID()}`;
-  if (body.trim() === '') {
-    const submitted = /<(opaquelocktoken:[^>\s]+)>/.exec(String(req.headers.if ?? ''))?.[1];
-    if (submitted === undefined) throw new VellumError('BAD_REQUEST', 'A LOCK without a body refreshes a lock: name its token in the If header.');
-    token = submitted;
-  } else {
-    const info = parseXml(body);
-    if (!isDav(info, 'lockinfo')) throw new VellumError('XML_INVALID', 'A LOCK body is a DAV:lockinfo.');
-    if (davChild(davChild(info, 'lockscope') ?? dav('lockscope'), 'shared')) scope = 'shared';
-    owner = davChild(info, 'owner');
-  }
-  const asked = /^\s*Second-(\d{1,10})/i.exec(String(req.headers.timeout ?? ''))?.[1];
-  const seconds = Math.min(DISCARDED_LOCK_SECONDS, asked === undefined ? DISCARDED_LOCK_SECONDS : Math.max(1, Number(asked)));
-  const active = dav('activelock',
-    dav('locktype', dav('write')), dav('lockscope', dav(scope)), dav('depth', '0'),
-    ...(owner ? [owner] : []),
-    dav('timeout', `Second-${seconds}`), dav('locktoken', dav('href', token)), dav('lockroot', dav('href', href)));
-  sendXml(res, body.trim() === '' ? 200 : 201, dav('prop', dav('lockdiscovery', active)), { 'Lock-Token': `<${token}>` });
+  const refresh = body.trim() === '';
+  const token = refresh ? submittedLockTokens({ req }).find((submitted) => submitted.startsWith('opaquelocktoken:')) : `opaquelocktoken:${randomUUID()}`;
+  if (token === undefined) throw new VellumError('BAD_REQUEST', 'A LOCK without a body refreshes a lock: name its token in the If header.');
+  const { scope, owner } = refresh ? { scope: 'exclusive' as const, owner: null } : lockInfo(parseXml(body));
+  const asked = parseTimeout(single(req, 'Timeout'));
+  const seconds = typeof asked === 'number' ? Math.max(1, Math.min(DISCARDED_LOCK_SECONDS, asked)) : DISCARDED_LOCK_SECONDS;
+  const now = Date.now();
+  const { id, login, displayName } = session.principal;
+  res.setHeader('Lock-Token', `<${token}>`);
+  sendDiscovery(res, options.hrefBase, refresh ? 200 : 201, [{
+    token, study: folder.study!, root: [...folder.names, name], scope, depth: 0, owner, timeoutSeconds: seconds,
+    expiresAt: new Date(now + seconds * 1000).toISOString(), createdAt: new Date(now).toISOString(), createdBy: { id, login, displayName },
+  }]);
 }

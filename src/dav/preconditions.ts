@@ -11,10 +11,18 @@ import { single, stripMount, type DavContext } from './context.ts';
 import { etagOf } from './etag.ts';
 import { evaluateIf, parseIfHeader, stateTokens, type IfList, type ResourceState } from './if-header.ts';
 
+/** Parsed once per request: the session's lock tokens, the conditions and LOCK refreshes all read it. */
+const parsedIfHeaders = new WeakMap<IncomingMessage, IfList[] | null>();
+
 /** The parsed If header, or null without one. @throws IF_HEADER_INVALID */
 function ifHeaderOf(req: IncomingMessage): IfList[] | null {
-  const header = single(req, 'If');
-  return header === undefined ? null : parseIfHeader(header);
+  let lists = parsedIfHeaders.get(req);
+  if (lists === undefined) {
+    const header = single(req, 'If');
+    lists = header === undefined ? null : parseIfHeader(header);
+    parsedIfHeaders.set(req, lists);
+  }
+  return lists;
 }
 
 /** Lock tokens the client submitted (in the If header), for the session to check locks against. */

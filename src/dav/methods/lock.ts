@@ -3,6 +3,7 @@
 // is the lock discovery of what was granted, with the Lock-Token header for a
 // new lock (201 when the LOCK made the resource, an empty file).
 
+import type { ServerResponse } from 'node:http';
 import { VellumError } from '../../kernel/index.ts';
 import type { LockRecord, LockRequest } from '../../vault/index.ts';
 import { readBody, single, type DavContext } from '../context.ts';
@@ -18,13 +19,13 @@ export async function lock(ctx: DavContext): Promise<void> {
   if (body.trim() === '') {
     if (submittedLockTokens(ctx).length === 0) throw new VellumError('BAD_REQUEST', 'A LOCK without a body refreshes a lock: send its token in an If header.');
     const refreshed = await session.refreshLock(path, timeout);
-    sendDiscovery(ctx, 200, refreshed);
+    sendDiscovery(res, options.hrefBase, 200, refreshed);
     return;
   }
   const info = lockInfo(parseXml(body));
   const { lock: granted, created } = await session.lock(path, { ...info, depth, ...(timeout === undefined ? {} : { timeout }) });
   res.setHeader('Lock-Token', `<${granted.token}>`);
-  sendDiscovery(ctx, created ? 201 : 200, [granted]);
+  sendDiscovery(res, options.hrefBase, created ? 201 : 200, [granted]);
 }
 
 /** LOCK takes Depth 0 or infinity; without the header, infinity (RFC 4918 §9.10.3). */
@@ -55,7 +56,7 @@ export function parseTimeout(header: string | undefined): number | 'infinite' | 
 }
 
 /** Scope and owner from a DAV:lockinfo body. @throws XML_INVALID */
-function lockInfo(root: XmlElement): Pick<LockRequest, 'scope' | 'owner'> {
+export function lockInfo(root: XmlElement): Pick<LockRequest, 'scope' | 'owner'> {
   if (!isDav(root, 'lockinfo')) throw new VellumError('XML_INVALID', 'The LOCK body must be a DAV:lockinfo element.');
   const scopeElement = davChild(root, 'lockscope');
   const scopes = scopeElement ? elementsOf(scopeElement) : [];
@@ -67,9 +68,10 @@ function lockInfo(root: XmlElement): Pick<LockRequest, 'scope' | 'owner'> {
   return { scope, owner: owner ? serializeElement(owner) : null };
 }
 
-function sendDiscovery(ctx: DavContext, status: number, locks: readonly LockRecord[]): void {
+/** The answer to a LOCK: the discovery of the locks granted or refreshed. */
+export function sendDiscovery(res: ServerResponse, hrefBase: string, status: number, locks: readonly LockRecord[]): void {
   const body = '<?xml version="1.0" encoding="utf-8"?>\n<D:prop xmlns:D="DAV:"><D:lockdiscovery>'
-    + locks.map((lock) => activeLockXml(lock, ctx.options.hrefBase)).join('')
+    + locks.map((lock) => activeLockXml(lock, hrefBase)).join('')
     + '</D:lockdiscovery></D:prop>\n';
-  ctx.res.writeHead(status, { 'Content-Type': 'application/xml; charset=utf-8', 'Content-Length': String(Buffer.byteLength(body)) }).end(body);
+  res.writeHead(status, { 'Content-Type': 'application/xml; charset=utf-8', 'Content-Length': String(Buffer.byteLength(body)) }).end(body);
 }

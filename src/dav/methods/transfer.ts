@@ -35,6 +35,11 @@ export async function transfer(ctx: DavContext): Promise<void> {
 export function destination(req: IncomingMessage, mount: string, proxied?: ProxiedMount): VaultPath {
   const header = single(req, 'Destination');
   if (header === undefined || header.trim() === '') throw new VellumError('DESTINATION_INVALID', 'Send Destination: with the target URL.');
+  return destinationPath(header, String(req.headers.host ?? ''), mount, proxied);
+}
+
+/** A Destination URL (or absolute path) as a vault path, for a request that came to `requestHost`. */
+export function destinationPath(header: string, requestHost: string, mount: string, proxied?: ProxiedMount): VaultPath {
   let url: URL;
   try {
     url = new URL(header.trim(), 'http://destination.invalid');
@@ -45,7 +50,7 @@ export function destination(req: IncomingMessage, mount: string, proxied?: Proxi
   const relative = host === 'destination.invalid';
   // Which mount paths the Destination may use, by the host it names.
   const mounts: string[] = [];
-  if (relative || host === String(req.headers.host ?? '').toLowerCase()) mounts.push(mount);
+  if (relative || host === requestHost.toLowerCase()) mounts.push(mount);
   if (proxied && (relative || host === proxied.host)) mounts.push(proxied.hrefBase);
   if (mounts.length === 0) throw new VellumError('DESTINATION_OTHER_SERVER', `${url.host} is not this server.`);
   if (url.search !== '' || url.hash !== '') throw new VellumError('DESTINATION_INVALID', 'The Destination may not carry a query or fragment.');

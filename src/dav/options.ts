@@ -1,7 +1,8 @@
 // The WebDAV front end's configuration, as the composition root hands it over.
 
 import type { Principal, RequestOrigin } from '../kernel/index.ts';
-import type { Authenticator, Session, SessionOptions } from '../session/index.ts';
+import type { Authenticator } from '../identity/index.ts';
+import type { Session, SessionOptions } from '../session/index.ts';
 
 /** What happens to the files macOS writes beside every file (docs/webdav-clients.md). */
 export type MacMetadataPolicy = 'discard' | 'store' | 'refuse';

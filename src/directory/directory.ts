@@ -34,9 +34,82 @@ export interface Directory {
    */
   authenticate(login: string, password: string): Promise<Principal>;
 
+  /**
+   * The person with this immutable id (as Principal.id), with their groups as
+   * the directory has them now, found by the service account without their
+   * password: for app passwords and web sessions, which must notice a person
+   * removed from a group. null when no entry has the id any more.
+   * @throws VellumError DIRECTORY_UNAVAILABLE
+   */
+  lookup(id: string): Promise<Principal | null>;
+
+  /**
+   * A person by login name (the same matching as authenticate), without groups.
+   * @throws VellumError PERSON_NOT_FOUND (unknown or ambiguous login); DIRECTORY_UNAVAILABLE
+   */
+  findPerson(login: string): Promise<DirectoryPerson>;
+
+  /** Whether group changes are allowed (ldap.groupManagement); the directory may still refuse one. */
+  readonly groupsWritable: boolean;
+
+  /** The groups under the group base, by name. @throws DIRECTORY_UNAVAILABLE */
+  listGroups(): Promise<GroupSummary[]>;
+
+  /** One group with its members. @throws GROUP_NOT_FOUND, DIRECTORY_UNAVAILABLE */
+  group(name: string): Promise<GroupDetail>;
+
+  /**
+   * Creates a group under the group base with these members (logins).
+   * @throws DIRECTORY_READ_ONLY, GROUP_EXISTS, PERSON_NOT_FOUND, GROUP_NEEDS_MEMBER, BAD_REQUEST (name), DIRECTORY_UNAVAILABLE
+   */
+  createGroup(name: string, members: readonly string[], description?: string): Promise<GroupDetail>;
+
+  /**
+   * Adds a person (by login) to a group; the result holds the member DNs before and after.
+   * @throws DIRECTORY_READ_ONLY, GROUP_NOT_FOUND, PERSON_NOT_FOUND, DIRECTORY_UNAVAILABLE
+   */
+  addMember(group: string, login: string): Promise<MembershipChange>;
+
+  /**
+   * Removes a person (by login) from a group.
+   * @throws DIRECTORY_READ_ONLY, GROUP_NOT_FOUND, PERSON_NOT_FOUND (also: not a member), GROUP_NEEDS_MEMBER, DIRECTORY_UNAVAILABLE
+   */
+  removeMember(group: string, login: string): Promise<MembershipChange>;
+
   /** Service bind and a base search work. Never throws. */
   status(): Promise<ComponentStatus>;
 
   /** Closes pooled connections. Idempotent. */
   close(): Promise<void>;
+}
+
+/** A person as the directory holds them, without groups. */
+export interface DirectoryPerson {
+  readonly id: string;
+  readonly login: string;
+  readonly dn: string;
+  readonly displayName: string;
+}
+
+export interface GroupSummary {
+  /** The group's cn: what the API and UI call it. */
+  readonly name: string;
+  readonly dn: string;
+  readonly description: string | null;
+  readonly memberCount: number;
+}
+
+export interface GroupDetail extends GroupSummary {
+  /** Members the directory resolves to people; others (nested groups, dangling DNs) only in memberDns. */
+  readonly members: readonly DirectoryPerson[];
+  readonly memberDns: readonly string[];
+}
+
+export interface MembershipChange {
+  readonly group: GroupDetail;
+  /** Member DNs before and after the change, for the audit trail. */
+  readonly before: readonly string[];
+  readonly after: readonly string[];
+  /** The person added or removed. */
+  readonly person: DirectoryPerson;
 }

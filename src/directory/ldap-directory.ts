@@ -30,7 +30,7 @@ import {
   type Entry,
 } from 'ldapts';
 import { VellumError, type ComponentStatus, type Principal } from '../kernel/index.ts';
-import type { Directory, DirectorySettings } from './directory.ts';
+import type { Directory, DirectoryPerson, DirectorySettings, GroupDetail, GroupSummary, MembershipChange } from './directory.ts';
 
 /** Longer logins are refused without asking the directory (AD's limit is 20; uid has none). */
 export const MAX_LOGIN_LENGTH = 256;
@@ -140,6 +140,20 @@ export function formatId(value: Buffer | string, attributeName: string): string 
   return value.toString('hex');
 }
 
+/** The search value for an id printed by formatId: objectGUID goes back to its 16 bytes; undefined if it cannot be one. */
+function idValue(id: string, attributeName: string): string | Buffer | undefined {
+  if (id === '' || id.length > 256 || CONTROL_CHARACTERS.test(id)) return undefined;
+  if (!isObjectGuid(attributeName)) return id;
+  if (!UUID.test(id)) return undefined;
+  const b = Buffer.from(id.replace(/-/g, ''), 'hex');
+  return Buffer.concat([
+    Buffer.from(b.subarray(0, 4)).reverse(),
+    Buffer.from(b.subarray(4, 6)).reverse(),
+    Buffer.from(b.subarray(6, 8)).reverse(),
+    b.subarray(8),
+  ]);
+}
+
 /** A one-line account of an ldapts/socket failure; never carries a password. */
 function describe(e: unknown): string {
   if (e instanceof ResultCodeError) return `LDAP result ${e.code} (${e.constructor.name.replace(/Error$/, '')})`;
@@ -201,32 +215,93 @@ class LdapDirectory implements Directory {
       if (!(await this.#userBind(entry.dn, password))) throw new VellumError('AUTH_FAILED');
 
       // Step 4: the groups.
-      let groups: string[];
-      try {
-        const { searchEntries } = await service.search(s.groupBase, {
-          scope: 'sub',
-          derefAliases: 'never',
-          filter: new EqualityFilter({ attribute: 'member', value: entry.dn }),
-          attributes: ['1.1'], // DNs only
-          paged: { pageSize: GROUP_PAGE_SIZE },
-        });
-        groups = searchEntries.map((g) => g.dn);
-      } catch (e) {
-        throw this.#unavailable(`Searching ${s.groupBase} for the person's groups failed`, e);
-      }
-
-      return Object.freeze({
-        id: formatId(rawId, s.idAttribute),
-        // The directory's spelling: LDAP matched `login` ignoring case and
-        // surrounding spaces, so 'SAM' and ' sam' are sam; the trail says sam.
-        login: text(attribute(entry, s.loginAttribute)) ?? login,
-        dn: entry.dn,
-        displayName: text(attribute(entry, s.displayNameAttribute)) ?? text(attribute(entry, 'cn')) ?? login,
-        groups: Object.freeze(groups),
-      });
+      return await this.#principal(service, entry, rawId, login);
     } finally {
       await this.#release(service);
     }
+  }
+
+  async lookup(id: string): Promise<Principal | null> {
+    this.#assertOpen();
+    const s = this.#settings;
+    const value = idValue(id, s.idAttribute);
+    if (value === undefined) return null;
+    const service = await this.#serviceClient();
+    try {
+      let entries: Entry[];
+      try {
+        ({ searchEntries: entries } = await service.search(s.userBase, {
+          scope: 'sub',
+          derefAliases: 'never',
+          filter: new EqualityFilter({ attribute: s.idAttribute, value }),
+          attributes: ['dn', s.idAttribute, s.displayNameAttribute, 'cn', s.loginAttribute],
+          explicitBufferAttributes: isObjectGuid(s.idAttribute) ? [s.idAttribute, 'objectGUID'] : [],
+          sizeLimit: 2,
+        }));
+      } catch (e) {
+        throw this.#unavailable(`Searching ${s.userBase} for the person's id failed`, e);
+      }
+      const entry = entries.length === 1 ? entries[0] : undefined;
+      const rawId = entry ? single(attribute(entry, s.idAttribute)) : undefined;
+      if (!entry || rawId === undefined || formatId(rawId, s.idAttribute) !== id) return null;
+      return await this.#principal(service, entry, rawId, text(attribute(entry, s.loginAttribute)) ?? id);
+    } finally {
+      await this.#release(service);
+    }
+  }
+
+  // Group management and findPerson arrive with the directory work of issue 5.
+  readonly groupsWritable = false;
+
+  async findPerson(_login: string): Promise<DirectoryPerson> {
+    throw new VellumError('NOT_IMPLEMENTED', 'Finding people is not available yet.');
+  }
+
+  async listGroups(): Promise<GroupSummary[]> {
+    throw new VellumError('NOT_IMPLEMENTED', 'Listing groups is not available yet.');
+  }
+
+  async group(_name: string): Promise<GroupDetail> {
+    throw new VellumError('NOT_IMPLEMENTED', 'Reading groups is not available yet.');
+  }
+
+  async createGroup(): Promise<GroupDetail> {
+    throw new VellumError('DIRECTORY_READ_ONLY');
+  }
+
+  async addMember(): Promise<MembershipChange> {
+    throw new VellumError('DIRECTORY_READ_ONLY');
+  }
+
+  async removeMember(): Promise<MembershipChange> {
+    throw new VellumError('DIRECTORY_READ_ONLY');
+  }
+
+  /** The Principal for a found entry: its id, names, and the groups that list it as a member. */
+  async #principal(service: Client, entry: Entry, rawId: Buffer | string, login: string): Promise<Principal> {
+    const s = this.#settings;
+    let groups: string[];
+    try {
+      const { searchEntries } = await service.search(s.groupBase, {
+        scope: 'sub',
+        derefAliases: 'never',
+        filter: new EqualityFilter({ attribute: 'member', value: entry.dn }),
+        attributes: ['1.1'], // DNs only
+        paged: { pageSize: GROUP_PAGE_SIZE },
+      });
+      groups = searchEntries.map((g) => g.dn);
+    } catch (e) {
+      throw this.#unavailable(`Searching ${s.groupBase} for the person's groups failed`, e);
+    }
+    return Object.freeze({
+      id: formatId(rawId, s.idAttribute),
+      // The directory's spelling: LDAP matched `login` ignoring case and
+      // surrounding spaces, so 'SAM' and ' sam' are sam; the trail says sam.
+      login: text(attribute(entry, s.loginAttribute)) ?? login,
+      dn: entry.dn,
+      displayName: text(attribute(entry, s.displayNameAttribute)) ?? text(attribute(entry, 'cn')) ?? login,
+      groups: Object.freeze(groups),
+    });
   }
 
   async status(): Promise<ComponentStatus> {

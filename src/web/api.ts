@@ -11,7 +11,8 @@ import { once } from 'node:events';
 import type { IncomingMessage } from 'node:http';
 import { pipeline } from 'node:stream/promises';
 import { checkName, isStudyId, parseVaultPath, VellumError, type Principal, type RequestOrigin, type VaultPath } from '../kernel/index.ts';
-import { lingerThenDrop, type Authenticator, type Session } from '../session/index.ts';
+import type { Authenticator } from '../identity/index.ts';
+import { lingerThenDrop, type Session } from '../session/index.ts';
 import { sendApiError } from './api-errors.ts';
 
 export interface ApiOptions {
@@ -33,8 +34,11 @@ const MAX_REASON = 1000;
  */
 const PROTOCOL: RequestOrigin['protocol'] = 'api';
 
-interface Call {
+export interface Call {
   readonly session: Session;
+  /** Who is calling, and from where (for facades other than the content Session). */
+  readonly principal: Principal;
+  readonly origin: RequestOrigin;
   readonly params: Readonly<Record<string, string>>;
   readonly query: URLSearchParams;
   /** The JSON body's fields (besides `reason`), checked against the route's list. */
@@ -42,16 +46,25 @@ interface Call {
   readonly ctx: Context;
 }
 
-interface Reply {
+export interface Reply {
   readonly status: number;
   readonly body: unknown;
   readonly headers?: Record<string, string>;
 }
 
 /** A handler answers with a Reply, or null when it wrote the response itself (downloads). */
-type Handler = (call: Call) => Promise<Reply | null>;
+export type Handler = (call: Call) => Promise<Reply | null>;
 
-const json = (body: unknown, status = 200, headers?: Record<string, string>): Reply => ({ status, body, ...(headers ? { headers } : {}) });
+/** How a route module (api-*.ts) adds its routes: paths are relative to /api/v1. */
+export interface ApiRoutes {
+  get(path: string, handler: Handler): void;
+  /** fields: the JSON body fields the route takes (besides `reason`). */
+  post(path: string, fields: readonly string[], handler: Handler): void;
+  put(path: string, fields: readonly string[], handler: Handler): void;
+  del(path: string, handler: Handler): void;
+}
+
+export const json = (body: unknown, status = 200, headers?: Record<string, string>): Reply => ({ status, body, ...(headers ? { headers } : {}) });
 
 export function createApi(options: ApiOptions): RouterMiddleware {
   const router = new Router({ prefix: API_V1 });
@@ -62,7 +75,7 @@ export function createApi(options: ApiOptions): RouterMiddleware {
       const { principal, origin } = await authenticate(ctx.req);
       const { reason, ...body } = fields === null ? {} : await readJsonObject(ctx.req, fields);
       const session = options.sessionFor(principal, origin, changeReason(ctx.req.headers['x-change-reason'], reason));
-      const reply = await handler({ session, params: ctx.params, query: new URLSearchParams(ctx.querystring), body, ctx });
+      const reply = await handler({ session, principal, origin, params: ctx.params, query: new URLSearchParams(ctx.querystring), body, ctx });
       if (reply === null) return;
       ctx.status = reply.status;
       if (reply.headers) ctx.set(reply.headers);
@@ -72,6 +85,9 @@ export function createApi(options: ApiOptions): RouterMiddleware {
   const get = (path: string, handler: Handler) => router.get(path, endpoint(null, handler));
   const post = (path: string, fields: readonly string[], handler: Handler) => router.post(path, endpoint(fields, handler));
   const put = (path: string, fields: readonly string[], handler: Handler) => router.put(path, endpoint(fields, handler));
+  const del = (path: string, handler: Handler) => router.delete(path, endpoint(null, handler));
+  const routes: ApiRoutes = { get, post, put, del };
+  void routes; // route modules (api-*.ts) register here
 
   async function authenticate(req: IncomingMessage): Promise<{ principal: Principal; origin: RequestOrigin }> {
     const origin: RequestOrigin = { ip: req.socket.remoteAddress ?? 'unknown', client: String(req.headers['user-agent'] ?? '').slice(0, 256), protocol: PROTOCOL };

@@ -286,3 +286,15 @@ test('AD objectGUID bytes are printed the way AD prints GUIDs; other 16-byte ids
   t.is(formatId('D2343EA8-7BA0-1041-89AE-D1BED64848E9', 'entryUUID'), 'd2343ea8-7ba0-1041-89ae-d1bed64848e9');
   t.is(formatId(Buffer.from([1, 2, 255]), 'x'), '0102ff');
 });
+
+test('lookup(id) finds a person by entryUUID without their password, with their current groups', async (t) => {
+  const signedIn = await directory.authenticate('dana', PEOPLE.dana.password);
+  const found = await directory.lookup(signedIn.id);
+  t.deepEqual(found, signedIn);
+});
+
+test('lookup(id) answers null for an id no entry has, and for something that is not an id', async (t) => {
+  t.is(await directory.lookup('00000000-0000-4000-8000-000000000000'), null);
+  t.is(await directory.lookup('*'), null);
+  t.is(await directory.lookup(''), null);
+});

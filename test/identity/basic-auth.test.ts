@@ -4,7 +4,7 @@
 // 'malformed' (401 AUTH_FAILED); an absent header is null (401 AUTH_REQUIRED).
 
 import test from 'ava';
-import { parseBasicAuth } from '../../src/session/basic-auth.ts';
+import { parseBasicAuth } from '../../src/identity/basic-auth.ts';
 
 const basic = (text: string) => `Basic ${Buffer.from(text, 'utf8').toString('base64')}`;
 const basicBytes = (bytes: number[]) => `Basic ${Buffer.from(bytes).toString('base64')}`;

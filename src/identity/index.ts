@@ -1,0 +1,10 @@
+// identity: who is making a request. Owns authentication for every front end:
+// directory passwords (verified by a Directory the caller hands in) behind a
+// short credential cache keyed by a keyed hash, account and source-address
+// lockout, app passwords for WebDAV, TOTP second factors and web sessions,
+// and the alerts raised when someone keeps failing. Every sign-in, refusal,
+// lockout and unlock is audited. Authorization is access/'s; content is session/'s.
+
+export { createAuthenticator, type Authenticator, type PasswordVerifier } from './authenticator.ts';
+export { parseBasicAuth, type Credentials } from './basic-auth.ts';
+export { mfaRequired, type MfaPolicy } from './mfa-policy.ts';

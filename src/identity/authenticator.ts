@@ -21,6 +21,13 @@ export interface Authenticator {
    *   DIRECTORY_UNAVAILABLE
    */
   authenticateBasic(header: string | undefined, origin: RequestOrigin): Promise<Principal>;
+  /**
+   * A failed step after the password (a wrong TOTP or recovery code) counts
+   * toward lockout like a wrong password, and is audited as a denied sign-in.
+   */
+  recordFailure(login: string, origin: RequestOrigin, detail: string): Promise<void>;
+  /** Drops every cached sign-in of this person (a group change, a revocation): the next request asks again. */
+  forget(person: { readonly id?: string; readonly dn?: string }): void;
 }
 
 const MAX_CACHED = 10_000;
@@ -35,6 +42,20 @@ export function createAuthenticator(directory: PasswordVerifier, audit: AuditTra
   const cache = new Map<string, { principal: Principal; expires: number }>();
 
   const authenticator: Authenticator = {
+    async recordFailure(login, origin, detail) {
+      await audit.record({
+        action: 'auth.login', outcome: 'denied', ip: origin.ip, client: origin.client, protocol: origin.protocol,
+        object: { path: `login:${login.slice(0, 256)}` }, detail,
+      });
+    },
+
+    forget(person) {
+      for (const [key, entry] of cache) {
+        if ((person.id !== undefined && entry.principal.id === person.id)
+          || (person.dn !== undefined && entry.principal.dn.toLowerCase() === person.dn.toLowerCase())) cache.delete(key);
+      }
+    },
+
     async authenticateBasic(header, origin) {
       const credentials = parseBasicAuth(header);
       if (credentials === null) throw new VellumError('AUTH_REQUIRED');

@@ -23,7 +23,7 @@ test.before(async () => {
   if (made.status !== 201) throw new Error(`ada's app password: ${made.status} ${made.text}`);
   adaPassword = made.json.password;
   // From here on: the default policy (an MFA person's directory password is refused over Basic).
-  running = await restartAppliance(running, (c) => c);
+  running = await restartAppliance(running, (c) => ({ ...c, auth: { cacheSeconds: 60 } }));
 });
 
 test.after.always(async () => {

@@ -16,6 +16,7 @@ export interface Config {
   readonly hsm: Omit<ParsedConfig['hsm'], 'pin'> & { readonly pin: string };
   readonly access: ParsedConfig['access'];
   readonly auth: ParsedConfig['auth'];
+  readonly alerts: ParsedConfig['alerts'];
   readonly limits: ParsedConfig['limits'];
   readonly scrub: ParsedConfig['scrub'];
   readonly externalUrl?: string;
@@ -96,6 +97,7 @@ export function buildConfig(raw: unknown, options: { source: string; baseDir: st
     hsm: { ...hsm, pin },
     access: parsed.access,
     auth: parsed.auth,
+    alerts: parsed.alerts,
     limits: parsed.limits,
     scrub: parsed.scrub,
     ...(parsed.externalUrl === undefined ? {} : { externalUrl: parsed.externalUrl }),

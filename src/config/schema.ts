@@ -83,6 +83,36 @@ export const configSchema = z.strictObject({
     /** How long a successful directory bind is reused for the same credentials. */
     cacheSeconds: z.number().int().min(0).max(3600).default(60),
     realm: z.string().min(1).max(64).default('Vellum'),
+    /** Failed sign-ins that lock a login name, and a source address (docs/authentication.md). */
+    lockout: z.strictObject({
+      attempts: z.number().int().min(1).max(100).default(5),
+      windowSeconds: z.number().int().min(1).max(86_400).default(900),
+      /** Who ends an account lock: an Administrator only (EU GMP Annex 11 draft), or the clock after lockSeconds. */
+      unlock: z.enum(['administrator', 'timed']).default('administrator'),
+      lockSeconds: z.number().int().min(1).max(30 * 86_400).default(1800),
+      /** Failures from one address (whatever names it tries) that block it; 0 turns this off. */
+      sourceAttempts: z.number().int().min(0).max(10_000).default(20),
+      sourceLockSeconds: z.number().int().min(1).max(86_400).default(900),
+    }).prefault({}),
+    appPasswords: z.strictObject({
+      /** Whether WebDAV and API (HTTP Basic) sign-ins accept the directory password, or only app passwords. */
+      directoryPassword: z.enum(['allowed', 'forbidden-when-mfa', 'forbidden']).default('forbidden-when-mfa'),
+    }).prefault({}),
+  }).prefault({}),
+  alerts: z.strictObject({
+    /** Where alerts (lockouts) are POSTed as JSON: https, or http on a loopback address only. */
+    webhookUrl: z.string().refine((value) => {
+      try {
+        const url = new URL(value);
+        if (url.username !== '' || url.password !== '') return false;
+        const hostname = url.hostname.replace(/^\[|\]$/g, '');
+        return url.protocol === 'https:' || (url.protocol === 'http:' && (hostname === 'localhost' || hostname === '::1' || (isIP(hostname) === 4 && hostname.startsWith('127.'))));
+      } catch {
+        return false;
+      }
+    }, 'must be an https:// URL (http:// only on a loopback address), without credentials').optional(),
+    /** How long one delivery may take before it counts as failed. */
+    timeoutMs: z.number().int().min(100).max(60_000).default(5000),
   }).prefault({}),
   limits: z.strictObject({
     /** Largest XML request body (PROPFIND, PROPPATCH, LOCK). */

@@ -3,6 +3,7 @@
 // (clients such as Office read those); the rest are plain text.
 
 import type { ServerResponse } from 'node:http';
+import { retryAfterSeconds } from '../identity/index.ts';
 import { asVellumError, type ErrorCode } from '../kernel/index.ts';
 import { escapeText } from './xml.ts';
 
@@ -41,6 +42,7 @@ export function sendError(res: ServerResponse, error: unknown, options: ErrorRes
   };
   if (e.status === 401) headers['WWW-Authenticate'] = `Basic realm="${options.realm}", charset="UTF-8"`;
   if (e.status === 503) headers['Retry-After'] = '10';
+  if (e.status === 429) headers['Retry-After'] = String(retryAfterSeconds(e) ?? 60);
   res.writeHead(e.status, headers);
   res.end(res.req?.method === 'HEAD' ? undefined : body);
 }

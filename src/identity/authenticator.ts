@@ -1,24 +1,32 @@
-// Authentication for every protocol: a directory bind, remembered briefly so
-// WebDAV clients (which send credentials with every request) don't cost a bind
-// each time. The cache is keyed by an HMAC under a per-process random key, so
-// it never holds a password or anything a password could be recovered from
-// offline. Every real bind, success or failure, is audited.
+// Authentication for every protocol. A sign-in passes, in order: the lockout
+// check (no password is looked at for a blocked address or a locked login),
+// the credential cache, then an app password (scrypt) or a directory bind.
+// Over HTTP Basic (WebDAV, API) a policy may refuse the directory password of
+// people who must use MFA. Every real check, success or failure, is audited;
+// every failure counts toward lockout, and a lockout raises an alert.
 
-import { createHmac, randomBytes } from 'node:crypto';
 import type { AuditTrail } from '../audit/index.ts';
 import { isVellumError, VellumError, type Principal, type RequestOrigin } from '../kernel/index.ts';
+import type { Alerts } from './alerts.ts';
+import type { AppPasswords } from './app-passwords.ts';
 import { parseBasicAuth } from './basic-auth.ts';
+import { normaliseLogin, type CredentialCache } from './credential-cache.ts';
+import type { Lockout } from './lockout.ts';
+import { mfaRequired, type MfaPolicy } from './mfa-policy.ts';
 
 export interface Authenticator {
   /**
-   * @throws VellumError AUTH_FAILED (audited), DIRECTORY_UNAVAILABLE (audited; never a bypass)
+   * Signs in with the directory password (the web sign-in form).
+   * @throws VellumError SOURCE_BLOCKED, ACCOUNT_LOCKED (audited; no password checked),
+   *   AUTH_FAILED (audited, counted), DIRECTORY_UNAVAILABLE (audited; never a bypass)
    */
   authenticate(login: string, password: string, origin: RequestOrigin): Promise<Principal>;
   /**
-   * The same for an HTTP `Authorization: Basic` header, for every front end that takes one.
+   * The same for an HTTP `Authorization: Basic` header (WebDAV, API), where an app
+   * password is accepted too and the directory password only as the policy allows.
    * @throws VellumError AUTH_REQUIRED when there is none (not audited: every client's first
    *   request looks like that), AUTH_FAILED when it is malformed (audited) or wrong (audited),
-   *   DIRECTORY_UNAVAILABLE
+   *   APP_PASSWORD_REQUIRED (audited), SOURCE_BLOCKED, ACCOUNT_LOCKED, DIRECTORY_UNAVAILABLE
    */
   authenticateBasic(header: string | undefined, origin: RequestOrigin): Promise<Principal>;
   /**
@@ -28,70 +36,162 @@ export interface Authenticator {
   recordFailure(login: string, origin: RequestOrigin, detail: string): Promise<void>;
   /** Drops every cached sign-in of this person (a group change, a revocation): the next request asks again. */
   forget(person: { readonly id?: string; readonly dn?: string }): void;
+  /** The id of the app password this principal signed in with, if it did (app passwords may not make app passwords). */
+  appPasswordOf(principal: Principal): string | undefined;
 }
 
-const MAX_CACHED = 10_000;
+/** Whether WebDAV and API Basic sign-ins accept the directory password. */
+export const DIRECTORY_PASSWORD_POLICIES = ['allowed', 'forbidden-when-mfa', 'forbidden'] as const;
+export type DirectoryPasswordPolicy = (typeof DIRECTORY_PASSWORD_POLICIES)[number];
 
-/** What verifies a password: the directory (session/ does not depend on how). */
+/** What verifies a password and re-reads a person: the directory (identity/ does not depend on how). */
 export interface PasswordVerifier {
   authenticate(login: string, password: string): Promise<Principal>;
+  /** The person with this directory id, with current groups; null when gone. */
+  lookup(id: string): Promise<Principal | null>;
 }
 
-export function createAuthenticator(directory: PasswordVerifier, audit: AuditTrail, cacheSeconds: number): Authenticator {
-  const cacheKey = randomBytes(32);
-  const cache = new Map<string, { principal: Principal; expires: number }>();
+export interface AuthenticatorOptions {
+  readonly directory: PasswordVerifier;
+  readonly audit: AuditTrail;
+  readonly cache: CredentialCache;
+  readonly lockout: Lockout;
+  readonly alerts: Alerts;
+  readonly appPasswords: AppPasswords;
+  /** For Basic sign-ins: whether the directory password is accepted. */
+  readonly directoryPassword: DirectoryPasswordPolicy;
+  readonly mfa: MfaPolicy;
+}
 
-  const authenticator: Authenticator = {
-    async recordFailure(login, origin, detail) {
-      await audit.record({
-        action: 'auth.login', outcome: 'denied', ip: origin.ip, client: origin.client, protocol: origin.protocol,
-        object: { path: `login:${login.slice(0, 256)}` }, detail,
+const MAX_LOGGED_LOGIN = 256;
+
+export function createAuthenticator(options: AuthenticatorOptions): Authenticator {
+  const { directory, audit, cache, lockout, alerts, appPasswords } = options;
+  const viaAppPassword = new WeakMap<Principal, string>();
+
+  const where = (origin: RequestOrigin) => ({ ip: origin.ip, client: origin.client, protocol: origin.protocol });
+  // The login name is recorded as typed; there is no verified identity to attach.
+  const typed = (login: string) => ({ path: `login:${login.slice(0, MAX_LOGGED_LOGIN)}` });
+
+  /** Audits a refused sign-in of a known person or a typed name, then throws. */
+  async function refuse(error: VellumError, login: string, origin: RequestOrigin, actor?: Principal, note?: string): Promise<never> {
+    const outcome = error.status >= 500 ? 'failed' : 'denied';
+    await audit.record({
+      action: 'auth.login', outcome, ...where(origin), ...(actor ? { actor } : {}), object: typed(login),
+      detail: `${error.code}: ${error.message}${note ? ` (${note})` : ''}`,
+    });
+    throw error;
+  }
+
+  /** A wrong password, unknown name or failed second step: counted; a new lock drops cached sign-ins and raises an alert. */
+  async function countFailure(login: string, origin: RequestOrigin): Promise<void> {
+    cache.dropLogin(login);
+    for (const lock of await lockout.recordFailure(login, origin)) {
+      if (lock.kind === 'account') cache.dropLogin(lock.key);
+      alerts.raise({
+        event: 'auth.lockout', kind: lock.kind, ...(lock.kind === 'account' ? { login: lock.key } : {}), ip: lock.ip,
+        failures: lock.failures, lockedAt: lock.lockedAt, until: lock.until, protocol: origin.protocol,
       });
-    },
+    }
+  }
 
-    forget(person) {
-      for (const [key, entry] of cache) {
-        if ((person.id !== undefined && entry.principal.id === person.id)
-          || (person.dn !== undefined && entry.principal.dn.toLowerCase() === person.dn.toLowerCase())) cache.delete(key);
-      }
-    },
+  async function failed(error: unknown, login: string, origin: RequestOrigin, actor?: Principal, note?: string): Promise<never> {
+    const e = isVellumError(error) ? error : new VellumError('INTERNAL', undefined, { cause: error });
+    if (e.code !== 'AUTH_FAILED') return refuse(e, login, origin, actor, note);
+    try {
+      return await refuse(e, login, origin, actor, note);
+    } finally {
+      await countFailure(login, origin);
+    }
+  }
+
+  function directoryPasswordAllowed(principal: Principal): boolean {
+    switch (options.directoryPassword) {
+      case 'allowed':
+        return true;
+      case 'forbidden':
+        return false;
+      case 'forbidden-when-mfa':
+        return !mfaRequired(principal, options.mfa);
+    }
+  }
+
+  async function signInWithAppPassword(login: string, password: string, origin: RequestOrigin): Promise<Principal> {
+    const appPassword = await appPasswords.verify(password);
+    if (appPassword === null) return failed(new VellumError('AUTH_FAILED'), login, origin, undefined, 'not a valid app password');
+    let principal: Principal | null;
+    try {
+      principal = await directory.lookup(appPassword.ownerId);
+    } catch (e) {
+      return failed(e, login, origin);
+    }
+    const name = `app password "${appPassword.name}" (${appPassword.id})`;
+    if (principal === null) return failed(new VellumError('AUTH_FAILED'), login, origin, undefined, `the owner of ${name} is no longer in the directory`);
+    if (normaliseLogin(principal.login) !== normaliseLogin(login)) {
+      return failed(new VellumError('AUTH_FAILED'), login, origin, undefined, `${name} belongs to another login`);
+    }
+    await audit.record({ action: 'auth.login', outcome: 'success', actor: principal, ...where(origin), detail: `with ${name}` });
+    lockout.recordSuccess(login);
+    cache.remember(login, password, { principal, appPasswordId: appPassword.id });
+    appPasswords.touch(appPassword.id);
+    viaAppPassword.set(principal, appPassword.id);
+    return principal;
+  }
+
+  async function signIn(login: string, password: string, origin: RequestOrigin, basic: boolean): Promise<Principal> {
+    try {
+      await lockout.check(login, origin.ip);
+    } catch (e) {
+      return refuse(e as VellumError, login, origin);
+    }
+    const refuseDirectoryPassword = (principal: Principal) =>
+      refuse(new VellumError('APP_PASSWORD_REQUIRED'), login, origin, principal, `policy auth.appPasswords.directoryPassword: ${options.directoryPassword}`);
+
+    const hit = cache.find(login, password);
+    if (hit !== undefined) {
+      if (hit.appPasswordId !== undefined) appPasswords.touch(hit.appPasswordId);
+      else if (basic && !directoryPasswordAllowed(hit.principal)) return refuseDirectoryPassword(hit.principal);
+      return hit.principal;
+    }
+    if (basic && appPasswords.isAppPassword(password)) return signInWithAppPassword(login, password, origin);
+
+    let principal: Principal;
+    try {
+      principal = await directory.authenticate(login, password);
+    } catch (e) {
+      return failed(e, login, origin);
+    }
+    lockout.recordSuccess(login);
+    // A right password, but not accepted here: not counted (it is not a guess), but refused.
+    if (basic && !directoryPasswordAllowed(principal)) return refuseDirectoryPassword(principal);
+    await audit.record({ action: 'auth.login', outcome: 'success', actor: principal, ...where(origin) });
+    cache.remember(login, password, { principal });
+    return principal;
+  }
+
+  return {
+    authenticate: (login, password, origin) => signIn(login, password, origin, false),
 
     async authenticateBasic(header, origin) {
       const credentials = parseBasicAuth(header);
       if (credentials === null) throw new VellumError('AUTH_REQUIRED');
       if (credentials === 'malformed') {
         const error = new VellumError('AUTH_FAILED', 'The Authorization header is not valid HTTP Basic.');
-        await audit.record({ action: 'auth.login', outcome: 'denied', ip: origin.ip, client: origin.client, protocol: origin.protocol, detail: `${error.code}: ${error.message}` });
+        await audit.record({ action: 'auth.login', outcome: 'denied', ...where(origin), detail: `${error.code}: ${error.message}` });
         throw error;
       }
-      return authenticator.authenticate(credentials.login, credentials.password, origin);
+      return signIn(credentials.login, credentials.password, origin, true);
     },
 
-    async authenticate(login, password, origin) {
-      const key = createHmac('sha256', cacheKey).update(login).update('\u0000').update(password).digest('base64');
-      const hit = cache.get(key);
-      if (hit && hit.expires > Date.now()) return hit.principal;
-      if (hit) cache.delete(key);
-
-      const where = { ip: origin.ip, client: origin.client, protocol: origin.protocol };
-      try {
-        const principal = await directory.authenticate(login, password);
-        await audit.record({ action: 'auth.login', outcome: 'success', actor: principal, ...where });
-        if (cacheSeconds > 0) {
-          if (cache.size >= MAX_CACHED) cache.delete(cache.keys().next().value!);
-          cache.set(key, { principal, expires: Date.now() + cacheSeconds * 1000 });
-        }
-        return principal;
-      } catch (e) {
-        const error = isVellumError(e) ? e : new VellumError('INTERNAL', undefined, { cause: e });
-        // The login name is recorded as typed; there is no verified identity to attach.
-        await audit.record({
-          action: 'auth.login', outcome: error.code === 'AUTH_FAILED' ? 'denied' : 'failed', ...where,
-          object: { path: `login:${login.slice(0, 256)}` }, detail: `${error.code}: ${error.message}`,
-        });
-        throw error;
-      }
+    async recordFailure(login, origin, detail) {
+      await audit.record({ action: 'auth.login', outcome: 'denied', ...where(origin), object: typed(login), detail });
+      await countFailure(login, origin);
     },
+
+    forget(person) {
+      cache.forget(person);
+    },
+
+    appPasswordOf: (principal) => viaAppPassword.get(principal),
   };
-  return authenticator;
 }

@@ -5,6 +5,12 @@
 // and the alerts raised when someone keeps failing. Every sign-in, refusal,
 // lockout and unlock is audited. Authorization is access/'s; content is session/'s.
 
-export { createAuthenticator, type Authenticator, type PasswordVerifier } from './authenticator.ts';
+export {
+  createAuthenticator, DIRECTORY_PASSWORD_POLICIES, type Authenticator, type AuthenticatorOptions, type DirectoryPasswordPolicy, type PasswordVerifier,
+} from './authenticator.ts';
+export { createCredentialCache, normaliseLogin, type CredentialCache, type CachedSignIn } from './credential-cache.ts';
+export { openLockout, retryAfterSeconds, SourceBlockedError, type Lockout, type LockoutSettings, type LockRecord } from './lockout.ts';
+export { createAlerts, type Alert, type Alerts } from './alerts.ts';
+export { createAppPasswords, type AppPasswords, type AppPasswordInfo } from './app-passwords.ts';
 export { parseBasicAuth, type Credentials } from './basic-auth.ts';
 export { mfaRequired, type MfaPolicy } from './mfa-policy.ts';

@@ -14,7 +14,7 @@ import { openDatabase, type Database } from '../db/index.ts';
 import { openDirectory, type Directory } from '../directory/index.ts';
 import { openKeyVault, type KeyVault } from '../keys/index.ts';
 import { VellumError, type ComponentStatus, type Principal } from '../kernel/index.ts';
-import { createAuthenticator } from '../identity/index.ts';
+import { createAlerts, createAppPasswords, createAuthenticator, createCredentialCache, openLockout } from '../identity/index.ts';
 import { openSession, type Session, type SessionParts } from '../session/index.ts';
 import { createVault, openBlobStore, type Vault } from '../vault/index.ts';
 import { createWebHandler } from '../web/index.ts';
@@ -25,6 +25,8 @@ export const DAV_MOUNT = '/dav';
 
 export interface Logger {
   info(message: string): void;
+  /** Something someone should look at (alerts); loggers without it write these as errors. */
+  warn?(message: string): void;
   error(message: string, error?: unknown): void;
 }
 
@@ -67,7 +69,22 @@ export async function startAppliance(config: Config, log: Logger): Promise<Appli
     // Before anything is served: what a crash left half-written goes (and is audited).
     await vault.collectOrphans();
     const sessionParts: SessionParts = { vault, audit, administratorGroups: config.access.administratorGroups };
-    const authenticator = createAuthenticator(directory, audit, config.auth.cacheSeconds);
+    const administratorGroups = config.access.administratorGroups;
+    const credentialCache = createCredentialCache({ seconds: config.auth.cacheSeconds });
+    const alerts = createAlerts({
+      webhookUrl: config.alerts.webhookUrl, timeoutMs: config.alerts.timeoutMs, audit,
+      warn: (message) => (log.warn ? log.warn(message) : log.error(message)),
+    });
+    closers.push(() => alerts.settled());
+    const lockout = await openLockout({ db, audit, settings: config.auth.lockout, administratorGroups });
+    const appPasswords = createAppPasswords({ db, audit, administratorGroups, onRevoked: (id) => credentialCache.forget({ appPasswordId: id }) });
+    const authenticator = createAuthenticator({
+      directory, audit, alerts, lockout, appPasswords,
+      cache: credentialCache,
+      directoryPassword: config.auth.appPasswords.directoryPassword,
+      // Until the MFA settings exist (auth.mfa.requiredFor), MFA applies to Administrators, its default.
+      mfa: { requiredFor: 'administrators', administratorGroups },
+    });
 
     const health = async (): Promise<Record<string, ComponentStatus>> => {
       const [hsm, ldap, database] = await Promise.all([keys.status(), directory.status(), db.status()]);
@@ -96,6 +113,8 @@ export async function startAppliance(config: Config, log: Logger): Promise<Appli
       ...(config.externalUrl === undefined ? {} : { externalUrl: config.externalUrl }),
       realm: config.auth.realm,
       authenticator,
+      appPasswords,
+      lockout,
       sessionFor: (principal, origin, reason) => openSession(sessionParts, principal, origin, reason === undefined ? {} : { reason }),
     });
     const route = (req: IncomingMessage, res: ServerResponse) => {

@@ -11,8 +11,9 @@ import { once } from 'node:events';
 import type { IncomingMessage } from 'node:http';
 import { pipeline } from 'node:stream/promises';
 import { checkName, isStudyId, parseVaultPath, VellumError, type Principal, type RequestOrigin, type VaultPath } from '../kernel/index.ts';
-import type { Authenticator } from '../identity/index.ts';
+import type { AppPasswords, Authenticator, Lockout } from '../identity/index.ts';
 import { lingerThenDrop, type Session } from '../session/index.ts';
+import { addAccountRoutes } from './api-accounts.ts';
 import { sendApiError } from './api-errors.ts';
 
 export interface ApiOptions {
@@ -20,6 +21,9 @@ export interface ApiOptions {
   readonly authenticator: Authenticator;
   readonly sessionFor: (principal: Principal, origin: RequestOrigin, reason?: string) => Session;
   readonly log: (message: string, error?: unknown) => void;
+  /** App passwords and lockouts (api-accounts.ts); without them those routes are absent. */
+  readonly appPasswords?: AppPasswords;
+  readonly lockout?: Lockout;
 }
 
 /** Everything under this path is the API's: unknown routes get a JSON 404, not the web app's. */
@@ -88,6 +92,7 @@ export function createApi(options: ApiOptions): RouterMiddleware {
   const del = (path: string, handler: Handler) => router.delete(path, endpoint(null, handler));
   const routes: ApiRoutes = { get, post, put, del };
   void routes; // route modules (api-*.ts) register here
+  if (options.appPasswords && options.lockout) addAccountRoutes(routes, { authenticator: options.authenticator, appPasswords: options.appPasswords, lockout: options.lockout });
 
   async function authenticate(req: IncomingMessage): Promise<{ principal: Principal; origin: RequestOrigin }> {
     const origin: RequestOrigin = { ip: req.socket.remoteAddress ?? 'unknown', client: String(req.headers['user-agent'] ?? '').slice(0, 256), protocol: PROTOCOL };

@@ -51,6 +51,8 @@ export function applianceConfig(
     },
     hsm: { library: env.hsm.library, tokenLabel: env.hsm.tokenLabel, pin: { env: options.secretEnv.hsmPin } },
     access: { administratorGroups: [GROUPS['vellum-administrators'].dn] },
+    // Tests sign Administrators in over Basic with their directory password; the policy's own test sets it.
+    auth: { appPasswords: { directoryPassword: 'allowed' } },
   };
 }
 

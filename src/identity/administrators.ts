@@ -1,0 +1,31 @@
+// The one check for identity's administrative actions (unlocking, revoking
+// someone else's app password, listing lockouts): access/'s system decision,
+// with the refusal audited before it is thrown.
+
+import { decideSystem } from '../access/index.ts';
+import type { AuditEvent, AuditTrail } from '../audit/index.ts';
+import { VellumError, type Principal, type RequestOrigin } from '../kernel/index.ts';
+
+/** The audit fields of a request by this person from this origin. */
+export function actorFields(actor: Principal, origin: RequestOrigin) {
+  return {
+    actor: { id: actor.id, login: actor.login, dn: actor.dn, displayName: actor.displayName },
+    ip: origin.ip, client: origin.client, protocol: origin.protocol,
+  };
+}
+
+/**
+ * Resolves with the actor's roles when they are an Administrator.
+ * @throws VellumError FORBIDDEN (audited as `action`, denied)
+ */
+export async function requireAdministrator(
+  audit: AuditTrail, administratorGroups: readonly string[], actor: Principal, origin: RequestOrigin,
+  action: string, object?: AuditEvent['object'],
+): Promise<string[]> {
+  const decision = decideSystem(actor, administratorGroups);
+  if (!decision.allowed) {
+    await audit.record({ ...actorFields(actor, origin), action, outcome: 'denied', ...(object ? { object } : {}), detail: `FORBIDDEN: ${decision.reason}` });
+    throw new VellumError('FORBIDDEN', decision.reason);
+  }
+  return [...decision.roles];
+}

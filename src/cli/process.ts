@@ -4,6 +4,7 @@ import type { Logger } from '../server/index.ts';
 
 export const consoleLogger: Logger = {
   info: (message) => console.log(message),
+  warn: (message) => console.warn(`WARNING: ${message}`),
   error: (message, error) => console.error(error === undefined ? message : `${message}: ${describe(error)}`),
 };
 

@@ -83,6 +83,17 @@ export const configSchema = z.strictObject({
     /** How long a successful directory bind is reused for the same credentials. */
     cacheSeconds: z.number().int().min(0).max(3600).default(60),
     realm: z.string().min(1).max(64).default('Vellum'),
+    /** Second factor (TOTP) for the web UI. Anyone who enrolled must use it, whatever requiredFor says. */
+    mfa: z.strictObject({
+      requiredFor: z.enum(['administrators', 'everyone', 'nobody']).default('administrators'),
+      /** Issuer shown by authenticator apps beside the login name. */
+      issuer: z.string().min(1).max(64).regex(/^[^:]+$/, 'may not contain ":"').default('Vellum'),
+    }).prefault({}),
+    /** Web UI sessions: limits nobody can switch off. Fractions of a minute are allowed (down to 3 s, for tests). */
+    webSessions: z.strictObject({
+      idleMinutes: z.number().min(0.05).max(24 * 60).default(15),
+      absoluteHours: z.number().min(0.01).max(7 * 24).default(12),
+    }).prefault({}),
   }).prefault({}),
   limits: z.strictObject({
     /** Largest XML request body (PROPFIND, PROPPATCH, LOCK). */

@@ -10,6 +10,7 @@ import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openAuditTrail, type AuditEntry, type AuditTrail } from '../../src/audit/index.ts';
+import { validate } from '../../src/config/schema.ts';
 import { openDatabase, type Database } from '../../src/db/index.ts';
 import {
   createSecondFactors, createWebSessions, MAX_FAILED_CODES, type Authenticator, type SecretKeys, type WebSessions,
@@ -319,4 +320,12 @@ test('MFA policy "everyone" asks sam to enrol; "nobody" lets ada in, unless she 
   const enrolment = await nobody.sessions.beginEnrolment(first.token, post(first.session.csrfToken), origin);
   await nobody.sessions.confirmEnrolment(first.token, code(nobody, enrolment.secret), post(first.session.csrfToken), origin);
   t.is((await nobody.sessions.signIn('ada', 'ada-password', origin)).session.state, 'second-factor');
+});
+
+test('11.10(d) the timeouts cannot be switched off by configuration', (t) => {
+  const base = { dataDir: '/d', ldap: { url: 'ldap://l', bindDn: 'cn=s', bindPassword: { env: 'P' }, userBase: 'ou=p', groupBase: 'ou=g' }, hsm: { library: '/l.so', tokenLabel: 't', pin: { env: 'PIN' } } };
+  for (const webSessions of [{ idleMinutes: 0 }, { absoluteHours: 0 }, { idleMinutes: -1 }]) {
+    t.false(validate({ ...base, auth: { webSessions } }).ok, JSON.stringify(webSessions));
+  }
+  t.true(validate({ ...base, auth: { webSessions: { idleMinutes: 5, absoluteHours: 8 } } }).ok);
 });

@@ -98,6 +98,17 @@ export const configSchema = z.strictObject({
       /** Whether WebDAV and API (HTTP Basic) sign-ins accept the directory password, or only app passwords. */
       directoryPassword: z.enum(['allowed', 'forbidden-when-mfa', 'forbidden']).default('forbidden-when-mfa'),
     }).prefault({}),
+    /** Second factor (TOTP) for the web UI. Anyone who enrolled must use it, whatever requiredFor says. */
+    mfa: z.strictObject({
+      requiredFor: z.enum(['administrators', 'everyone', 'nobody']).default('administrators'),
+      /** Issuer shown by authenticator apps beside the login name. */
+      issuer: z.string().min(1).max(64).regex(/^[^:]+$/, 'may not contain ":"').default('Vellum'),
+    }).prefault({}),
+    /** Web UI sessions: limits nobody can switch off. Fractions of a minute are allowed (down to 3 s, for tests). */
+    webSessions: z.strictObject({
+      idleMinutes: z.number().min(0.05).max(24 * 60).default(15),
+      absoluteHours: z.number().min(0.01).max(7 * 24).default(12),
+    }).prefault({}),
   }).prefault({}),
   alerts: z.strictObject({
     /** Where alerts (lockouts) are POSTed as JSON: https, or http on a loopback address only. */

@@ -61,6 +61,8 @@ export interface AuthenticatorOptions {
   /** For Basic sign-ins: whether the directory password is accepted. */
   readonly directoryPassword: DirectoryPasswordPolicy;
   readonly mfa: MfaPolicy;
+  /** Whether the person enrolled a second factor of their own accord (then MFA applies to them too). */
+  readonly enrolled?: (personId: string) => Promise<boolean>;
 }
 
 const MAX_LOGGED_LOGIN = 256;
@@ -105,14 +107,16 @@ export function createAuthenticator(options: AuthenticatorOptions): Authenticato
     }
   }
 
-  function directoryPasswordAllowed(principal: Principal): boolean {
+  async function directoryPasswordAllowed(principal: Principal): Promise<boolean> {
     switch (options.directoryPassword) {
       case 'allowed':
         return true;
       case 'forbidden':
         return false;
       case 'forbidden-when-mfa':
-        return !mfaRequired(principal, options.mfa);
+        // Enrolment is read only for people the policy itself does not already cover.
+        if (mfaRequired(principal, options.mfa)) return false;
+        return !((await options.enrolled?.(principal.id)) ?? false);
     }
   }
 
@@ -150,7 +154,7 @@ export function createAuthenticator(options: AuthenticatorOptions): Authenticato
     const hit = cache.find(login, password);
     if (hit !== undefined) {
       if (hit.appPasswordId !== undefined) appPasswords.touch(hit.appPasswordId);
-      else if (basic && !directoryPasswordAllowed(hit.principal)) return refuseDirectoryPassword(hit.principal);
+      else if (basic && !(await directoryPasswordAllowed(hit.principal))) return refuseDirectoryPassword(hit.principal);
       return hit.principal;
     }
     if (basic && appPasswords.isAppPassword(password)) return signInWithAppPassword(login, password, origin);
@@ -163,7 +167,7 @@ export function createAuthenticator(options: AuthenticatorOptions): Authenticato
     }
     lockout.recordSuccess(login);
     // A right password, but not accepted here: not counted (it is not a guess), but refused.
-    if (basic && !directoryPasswordAllowed(principal)) return refuseDirectoryPassword(principal);
+    if (basic && !(await directoryPasswordAllowed(principal))) return refuseDirectoryPassword(principal);
     await audit.record({ action: 'auth.login', outcome: 'success', actor: principal, ...where(origin) });
     cache.remember(login, password, { principal });
     return principal;

@@ -14,3 +14,5 @@ export { createAlerts, type Alert, type Alerts } from './alerts.ts';
 export { createAppPasswords, type AppPasswords, type AppPasswordInfo } from './app-passwords.ts';
 export { parseBasicAuth, type Credentials } from './basic-auth.ts';
 export { mfaRequired, type MfaPolicy } from './mfa-policy.ts';
+export { createWebSessions, MAX_FAILED_CODES, type WebSessions, type WebSessionView, type WebSessionState, type WebSessionSettings, type WebSessionParts, type SecondFactorProof, type RequestCheck, type PersonLookup } from './web-sessions.ts';
+export { createSecondFactors, type SecondFactors, type SecretKeys, type StoredKey, type Enrolment } from './second-factors.ts';

@@ -12,7 +12,13 @@ export interface MfaPolicy {
 
 const sameDn = (a: string, b: string) => a.toLowerCase() === b.toLowerCase();
 
-export function mfaRequired(principal: Principal, policy: MfaPolicy): boolean {
+/**
+ * Whether the person must pass a second factor. Someone who enrolled of their
+ * own accord (`enrolled`) must use it too, whatever the policy says: an
+ * enrolment that could be skipped would protect nobody.
+ */
+export function mfaRequired(principal: Principal, policy: MfaPolicy, person: { readonly enrolled?: boolean } = {}): boolean {
+  if (person.enrolled === true) return true;
   switch (policy.requiredFor) {
     case 'everyone':
       return true;

@@ -7,6 +7,8 @@
 // bytes for the caller's AES-GCM and as a wrapped blob for storage; it is
 // never logged and never persisted unwrapped.
 
-export type { KeyVault, HsmSettings, WrappedDataKey, DataKey } from './vault.ts';
+export type { KeyVault, HsmSettings, WrappedDataKey, DataKey, SystemKeyPurpose, SystemKeys } from './vault.ts';
+export { SYSTEM_KEY_PURPOSES, systemKeyOwner } from './vault.ts';
 export { openKeyVault } from './pkcs11-vault.ts';
+export { systemSecretKeys, type SystemSecretKeys, type StoredSystemKey } from './system-keys.ts';
 export type { KeyVaultOptions } from './pkcs11-vault.ts';

@@ -27,7 +27,7 @@ import type { ComponentStatus } from '../kernel/index.ts';
 import { DekCache } from './dek-cache.ts';
 import { BAD_WRAPPED_KEY, LOST_SESSION, STALE_HANDLE, ckrName, hsmFailure, loginFailure } from './pkcs11-errors.ts';
 import { SessionPool } from './session-pool.ts';
-import type { DataKey, HsmSettings, KeyVault, WrappedDataKey } from './vault.ts';
+import { SYSTEM_KEY_PURPOSES, systemKeyOwner, type DataKey, type HsmSettings, type KeyVault, type SystemKeyPurpose, type SystemKeys, type WrappedDataKey } from './vault.ts';
 
 /** Tuning knobs; the defaults suit production. */
 export interface KeyVaultOptions {
@@ -46,6 +46,8 @@ const MAX_SESSIONS = 256;
 const KEK_PREFIX = 'vellum:kek:';
 /** Reserved "study" of the health-check KEK; not a valid study id, so no study can collide. */
 const HEALTH = '__health__';
+/** WrappedDataKey.study values of the system keys (vault.ts); not study ids either. */
+const SYSTEM_OWNERS: ReadonlySet<string> = new Set(SYSTEM_KEY_PURPOSES.map(systemKeyOwner));
 const DEK_BYTES = 32;
 /**
  * Lock under which every KEK is created (ensureStudyKey, rotateStudyKey, the
@@ -242,7 +244,7 @@ function findSlot(p: PKCS11, tokenLabel: string): Handle {
  *   HSM_PIN_LOCKED, HSM_UNAVAILABLE, CONFIG_INVALID. On failure the module is
  *   finalized again, so the process can exit.
  */
-export async function openKeyVault(settings: HsmSettings, options: KeyVaultOptions = {}): Promise<KeyVault> {
+export async function openKeyVault(settings: HsmSettings, options: KeyVaultOptions = {}): Promise<KeyVault & SystemKeys> {
   const sessions = settings.sessions ?? DEFAULT_SESSIONS;
   if (!Number.isInteger(sessions) || sessions < 1 || sessions > MAX_SESSIONS) {
     throw new VellumError('CONFIG_INVALID', `hsm.sessions must be an integer from 1 to ${MAX_SESSIONS}, not ${String(sessions)}.`);
@@ -294,7 +296,7 @@ interface VaultInit {
   readonly options: KeyVaultOptions;
 }
 
-class Pkcs11KeyVault implements KeyVault {
+class Pkcs11KeyVault implements KeyVault, SystemKeys {
   readonly #module: LoadedModule;
   readonly #p: PKCS11;
   readonly #slot: Handle;
@@ -363,10 +365,23 @@ class Pkcs11KeyVault implements KeyVault {
     });
   }
 
+  async newSystemDataKey(purpose: SystemKeyPurpose): Promise<DataKey> {
+    if (this.#closing !== undefined) throw closedError();
+    if (!SYSTEM_KEY_PURPOSES.includes(purpose)) throw new VellumError('BAD_REQUEST', `${JSON.stringify(purpose)} is not a system key.`);
+    const owner = systemKeyOwner(purpose);
+    let version = this.#current.get(owner);
+    if (version === undefined) {
+      version = await this.#serialise(KEK_CREATION, () =>
+        this.#run(`Creating the ${purpose} system key`, (session) => this.#ensureKek(session, owner)));
+    }
+    const current = version;
+    return this.#run(`Making a data key for the ${purpose} system key`, (session) => this.#newDek(session, owner, current));
+  }
+
   async unwrapDataKey(wrapped: WrappedDataKey): Promise<Buffer> {
     if (this.#closing !== undefined) throw closedError();
     const { study, kekVersion, mechanism } = wrapped;
-    if (typeof study !== 'string' || !isStudyId(study) || !Number.isSafeInteger(kekVersion) || kekVersion < 1) {
+    if (typeof study !== 'string' || !(isStudyId(study) || SYSTEM_OWNERS.has(study)) || !Number.isSafeInteger(kekVersion) || kekVersion < 1) {
       throw new VellumError('NOT_FOUND', `There is no key-encryption key ${JSON.stringify(study)} version ${String(kekVersion)}.`);
     }
     const mech = typeof mechanism === 'string' ? MECHANISMS[mechanism] : undefined;
@@ -726,7 +741,7 @@ class Pkcs11KeyVault implements KeyVault {
       this.#run('Health check', async (session) => {
         this.#assertLoggedIn(session);
         const keks = this.#listKeks(session);
-        const studyKeks = keks.filter((kek) => kek.study !== HEALTH);
+        const studyKeks = keks.filter((kek) => isStudyId(kek.study));
         const studies = new Set(studyKeks.map((kek) => kek.study)).size;
         const version = await this.#ensureKek(session, HEALTH);
         const { key, wrapped } = await this.#newDek(session, HEALTH, version);

@@ -11,6 +11,18 @@ export interface HsmSettings {
   readonly sessions?: number;
 }
 
+/**
+ * Keys of the appliance itself rather than of a study: one KEK per purpose,
+ * named `vellum:kek:__<purpose>__:v<n>` (not a study id, so no study can collide).
+ */
+export const SYSTEM_KEY_PURPOSES = ['identity'] as const;
+export type SystemKeyPurpose = (typeof SYSTEM_KEY_PURPOSES)[number];
+
+/** The WrappedDataKey.study of a system key's data keys. */
+export function systemKeyOwner(purpose: SystemKeyPurpose): string {
+  return `__${purpose}__`;
+}
+
 /** A DEK as stored: which KEK (study + version) wrapped it, and the wrapped bytes. */
 export interface WrappedDataKey {
   readonly study: string;
@@ -41,7 +53,7 @@ export interface KeyVault {
   newDataKey(study: string): Promise<DataKey>;
 
   /**
-   * Unwraps a stored DEK. The result may come from a short-lived in-memory cache.
+   * Unwraps a stored DEK (of a study, or of a system key). The result may come from a short-lived in-memory cache.
    * @throws VellumError NOT_FOUND when the KEK version does not exist;
    *   INTEGRITY_FAILURE when the wrapped bytes do not unwrap (tampered or wrong KEK);
    *   HSM_UNAVAILABLE.
@@ -87,4 +99,17 @@ export interface KeyVault {
 
   /** Logs out, closes sessions, finalizes the module. Idempotent. */
   close(): Promise<void>;
+}
+
+/** Data keys of the appliance's own secrets (opened again with KeyVault.unwrapDataKey). */
+export interface SystemKeys {
+  /**
+   * A fresh random 256-bit DEK wrapped by the system KEK for this purpose
+   * (created inside the HSM on first use, same template as a study KEK), e.g.
+   * for the TOTP secrets of the identity module.
+   * @throws VellumError HSM_UNAVAILABLE.
+   */
+  newSystemDataKey(purpose: SystemKeyPurpose): Promise<DataKey>;
+  /** As KeyVault.unwrapDataKey. */
+  unwrapDataKey(wrapped: WrappedDataKey): Promise<Buffer>;
 }

@@ -12,9 +12,9 @@ import type { Config } from '../config/index.ts';
 import { createDavHandler, sendDavOptions } from '../dav/index.ts';
 import { openDatabase, type Database } from '../db/index.ts';
 import { openDirectory, type Directory } from '../directory/index.ts';
-import { openKeyVault, type KeyVault } from '../keys/index.ts';
+import { openKeyVault, systemSecretKeys, type KeyVault, type SystemKeys } from '../keys/index.ts';
 import { VellumError, type ComponentStatus, type Principal } from '../kernel/index.ts';
-import { createAlerts, createAppPasswords, createAuthenticator, createCredentialCache, openLockout } from '../identity/index.ts';
+import { createAlerts, createAppPasswords, createAuthenticator, createCredentialCache, createSecondFactors, createWebSessions, openLockout } from '../identity/index.ts';
 import { openSession, type Session, type SessionParts } from '../session/index.ts';
 import { createVault, openBlobStore, type Vault } from '../vault/index.ts';
 import { createWebHandler } from '../web/index.ts';
@@ -53,7 +53,7 @@ export async function startAppliance(config: Config, log: Logger): Promise<Appli
     await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
 
     // Keys first: a wrong PIN or a missing token refuses start before anything listens.
-    const keys: KeyVault = await openKeyVault(config.hsm);
+    const keys: KeyVault & SystemKeys = await openKeyVault(config.hsm);
     closers.push(() => keys.close());
     const directory: Directory = await openDirectory(config.ldap);
     closers.push(() => directory.close());
@@ -78,12 +78,18 @@ export async function startAppliance(config: Config, log: Logger): Promise<Appli
     closers.push(() => alerts.settled());
     const lockout = await openLockout({ db, audit, settings: config.auth.lockout, administratorGroups });
     const appPasswords = createAppPasswords({ db, audit, administratorGroups, onRevoked: (id) => credentialCache.forget({ appPasswordId: id }) });
+    // TOTP secrets are sealed under data keys wrapped by a system KEK in the HSM.
+    const secondFactors = createSecondFactors(db, audit, systemSecretKeys(keys, 'identity'), { issuer: config.auth.mfa.issuer });
     const authenticator = createAuthenticator({
       directory, audit, alerts, lockout, appPasswords,
       cache: credentialCache,
       directoryPassword: config.auth.appPasswords.directoryPassword,
-      // Until the MFA settings exist (auth.mfa.requiredFor), MFA applies to Administrators, its default.
-      mfa: { requiredFor: 'administrators', administratorGroups },
+      mfa: { requiredFor: config.auth.mfa.requiredFor, administratorGroups },
+      enrolled: (personId) => secondFactors.isEnrolled(personId),
+    });
+    const webSessions = createWebSessions({ db, audit, authenticator, directory, secondFactors }, {
+      ...config.auth.webSessions, cacheSeconds: config.auth.cacheSeconds,
+      mfa: { requiredFor: config.auth.mfa.requiredFor, administratorGroups },
     });
 
     const health = async (): Promise<Record<string, ComponentStatus>> => {
@@ -115,6 +121,7 @@ export async function startAppliance(config: Config, log: Logger): Promise<Appli
       authenticator,
       appPasswords,
       lockout,
+      webSessions,
       sessionFor: (principal, origin, reason) => openSession(sessionParts, principal, origin, reason === undefined ? {} : { reason }),
     });
     const route = (req: IncomingMessage, res: ServerResponse) => {
@@ -151,6 +158,8 @@ export async function startAppliance(config: Config, log: Logger): Promise<Appli
     closers.push(async () => clearInterval(scrubTimer));
     const lockSweep = sweepExpiredLocks(vault, log);
     closers.push(async () => clearInterval(lockSweep));
+    const sessionSweep = every(SESSION_SWEEP_MS, () => webSessions.sweepExpired().then(() => undefined, (e: unknown) => log.error('The sweep of expired web sessions failed', e)));
+    closers.push(async () => clearInterval(sessionSweep));
     let closed: Promise<void> | null = null;
 
     return {
@@ -195,6 +204,15 @@ function sweepExpiredLocks(vault: Vault, log: Logger): NodeJS.Timeout {
   const sweep = () => vault.sweepExpiredLocks().catch((e: unknown) => log.error('The sweep of expired locks failed', e));
   void sweep();
   const timer = setInterval(sweep, LOCK_SWEEP_MS);
+  timer.unref();
+  return timer;
+}
+
+/** Web sessions nobody came back to are removed (and their expiry audited) this often. */
+const SESSION_SWEEP_MS = 60_000;
+
+function every(ms: number, task: () => Promise<void>): NodeJS.Timeout {
+  const timer = setInterval(() => void task(), ms);
   timer.unref();
   return timer;
 }

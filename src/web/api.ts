@@ -1,9 +1,9 @@
 // The REST API, version 1 (docs/api.md): JSON over HTTPS under /api/v1, for
-// scripts and for the `vellum keys` and `vellum scrub` commands. It signs
-// people in with HTTP Basic exactly as WebDAV does (the shared parser and
-// Authenticator) and does every action through a Session, so it gets the same
-// access checks and the same audit entries. Errors become HTTP in
-// api-errors.ts only.
+// scripts, the `vellum keys` and `vellum scrub` commands and the web UI. It
+// signs people in with HTTP Basic exactly as WebDAV does (the shared parser and
+// Authenticator), or with a web session cookie (api-session.ts), and does every
+// action through a Session, so it gets the same access checks and the same
+// audit entries. Errors become HTTP in api-errors.ts only.
 
 import Router, { type RouterMiddleware } from '@koa/router';
 import type { Context } from 'koa';
@@ -11,14 +11,17 @@ import { once } from 'node:events';
 import type { IncomingMessage } from 'node:http';
 import { pipeline } from 'node:stream/promises';
 import { checkName, isStudyId, parseVaultPath, VellumError, type Principal, type RequestOrigin, type VaultPath } from '../kernel/index.ts';
-import type { AppPasswords, Authenticator, Lockout } from '../identity/index.ts';
+import type { AppPasswords, Authenticator, Lockout, WebSessions } from '../identity/index.ts';
 import { lingerThenDrop, type Session } from '../session/index.ts';
 import { addAccountRoutes } from './api-accounts.ts';
 import { sendApiError } from './api-errors.ts';
+import { addSessionRoutes, CSRF_HEADER, sessionToken } from './api-session.ts';
 
 export interface ApiOptions {
   readonly realm: string;
   readonly authenticator: Authenticator;
+  /** Web UI sign-in; requests with its cookie are authenticated by it instead of HTTP Basic. */
+  readonly webSessions: WebSessions;
   readonly sessionFor: (principal: Principal, origin: RequestOrigin, reason?: string) => Session;
   readonly log: (message: string, error?: unknown) => void;
   /** App passwords and lockouts (api-accounts.ts); without them those routes are absent. */
@@ -32,6 +35,8 @@ const API_V1 = `${API_ROOT}/v1`;
 /** Largest JSON request body. */
 const MAX_JSON_BYTES = 64 * 1024;
 const MAX_REASON = 1000;
+/** Methods that change nothing, so a cookie request needs no CSRF token. */
+const SAFE_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS']);
 /**
  * How API requests are named in the audit trail. The kernel's RequestOrigin
  * has no 'api' protocol yet; until it has, API requests are recorded as 'web'.
@@ -59,6 +64,10 @@ export interface Reply {
 /** A handler answers with a Reply, or null when it wrote the response itself (downloads). */
 export type Handler = (call: Call) => Promise<Reply | null>;
 
+/** A call to a route that authenticates on its own (the web session's sign-in steps). */
+export type OpenCall = Omit<Call, 'session' | 'principal'>;
+export type OpenHandler = (call: OpenCall) => Promise<Reply>;
+
 /** How a route module (api-*.ts) adds its routes: paths are relative to /api/v1. */
 export interface ApiRoutes {
   get(path: string, handler: Handler): void;
@@ -66,6 +75,8 @@ export interface ApiRoutes {
   post(path: string, fields: readonly string[], handler: Handler): void;
   put(path: string, fields: readonly string[], handler: Handler): void;
   del(path: string, handler: Handler): void;
+  /** A route without HTTP Basic or a Session: the handler authenticates (or is the sign-in). fields: as post; null for no body. */
+  open(method: 'GET' | 'POST' | 'DELETE', path: string, fields: readonly string[] | null, handler: OpenHandler): void;
 }
 
 export const json = (body: unknown, status = 200, headers?: Record<string, string>): Reply => ({ status, body, ...(headers ? { headers } : {}) });
@@ -90,12 +101,37 @@ export function createApi(options: ApiOptions): RouterMiddleware {
   const post = (path: string, fields: readonly string[], handler: Handler) => router.post(path, endpoint(fields, handler));
   const put = (path: string, fields: readonly string[], handler: Handler) => router.put(path, endpoint(fields, handler));
   const del = (path: string, handler: Handler) => router.delete(path, endpoint(null, handler));
-  const routes: ApiRoutes = { get, post, put, del };
-  void routes; // route modules (api-*.ts) register here
+  const open = (method: 'GET' | 'POST' | 'DELETE', path: string, fields: readonly string[] | null, handler: OpenHandler) => {
+    const run: RouterMiddleware = async (ctx) => {
+      const body = fields === null ? {} : await readJsonObject(ctx.req, fields);
+      const reply = await handler({ origin: originOf(ctx.req, 'web'), params: ctx.params, query: new URLSearchParams(ctx.querystring), body, ctx });
+      ctx.status = reply.status;
+      if (reply.headers) ctx.set(reply.headers);
+      ctx.body = reply.body;
+    };
+    if (method === 'GET') router.get(path, run);
+    else if (method === 'POST') router.post(path, run);
+    else router.delete(path, run);
+  };
+  const routes: ApiRoutes = { get, post, put, del, open };
+  // Route modules (api-*.ts) register here.
+  addSessionRoutes(routes, options.webSessions);
   if (options.appPasswords && options.lockout) addAccountRoutes(routes, { authenticator: options.authenticator, appPasswords: options.appPasswords, lockout: options.lockout });
 
+  function originOf(req: IncomingMessage, protocol: RequestOrigin['protocol']): RequestOrigin {
+    return { ip: req.socket.remoteAddress ?? 'unknown', client: String(req.headers['user-agent'] ?? '').slice(0, 256), protocol };
+  }
+
+  /** The web session cookie if there is one (the web UI), otherwise HTTP Basic (scripts, the CLI). */
   async function authenticate(req: IncomingMessage): Promise<{ principal: Principal; origin: RequestOrigin }> {
-    const origin: RequestOrigin = { ip: req.socket.remoteAddress ?? 'unknown', client: String(req.headers['user-agent'] ?? '').slice(0, 256), protocol: PROTOCOL };
+    const token = sessionToken(req.headers.cookie);
+    if (token !== null) {
+      const origin = originOf(req, 'web');
+      const csrf = req.headers[CSRF_HEADER];
+      const check = { csrfToken: typeof csrf === 'string' ? csrf : undefined, stateChanging: !SAFE_METHODS.has(req.method ?? '') };
+      return { principal: await options.webSessions.authenticate(token, check, origin), origin };
+    }
+    const origin = originOf(req, PROTOCOL);
     return { principal: await options.authenticator.authenticateBasic(req.headers.authorization, origin), origin };
   }
 

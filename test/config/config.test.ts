@@ -90,7 +90,7 @@ test('a minimal config file loads, with defaults applied and relative paths reso
   t.is(config.ldap.caPem, undefined);
   t.is(config.hsm.sessions, 4);
   t.deepEqual(config.access, { administratorGroups: [] });
-  t.like(config.auth, { cacheSeconds: 60, realm: 'Vellum' });
+  t.like(config.auth, { cacheSeconds: 60, realm: 'Vellum', mfa: { requiredFor: 'administrators', issuer: 'Vellum' }, webSessions: { idleMinutes: 15, absoluteHours: 12 } });
   t.deepEqual(config.limits, { xmlBodyBytes: 1024 * 1024, uploadBytes: 64 * 1024 ** 3, headerBytes: 16 * 1024, headersTimeoutMs: 20_000, idleTimeoutMs: 120_000, keepAliveTimeoutMs: 5_000 });
 });
 

@@ -17,6 +17,8 @@ const PROBES: Record<string, string> = {
   rclone: 'rclone',
   curl: 'curl',
   openssl: 'openssl',
+  'zbar-tools': 'zbarimg',
+  'librsvg2-bin': 'rsvg-convert',
 };
 
 const SBIN_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';

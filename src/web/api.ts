@@ -14,6 +14,7 @@ import { checkName, isStudyId, parseVaultPath, VellumError, type Principal, type
 import type { Authenticator } from '../identity/index.ts';
 import { lingerThenDrop, type Session } from '../session/index.ts';
 import { sendApiError } from './api-errors.ts';
+import { addStudyRoutes } from './api-studies.ts';
 
 export interface ApiOptions {
   readonly realm: string;
@@ -88,6 +89,7 @@ export function createApi(options: ApiOptions): RouterMiddleware {
   const del = (path: string, handler: Handler) => router.delete(path, endpoint(null, handler));
   const routes: ApiRoutes = { get, post, put, del };
   void routes; // route modules (api-*.ts) register here
+  addStudyRoutes(routes);
 
   async function authenticate(req: IncomingMessage): Promise<{ principal: Principal; origin: RequestOrigin }> {
     const origin: RequestOrigin = { ip: req.socket.remoteAddress ?? 'unknown', client: String(req.headers['user-agent'] ?? '').slice(0, 256), protocol: PROTOCOL };
@@ -199,7 +201,7 @@ export function createApi(options: ApiOptions): RouterMiddleware {
   };
 }
 
-function studyOf(params: Readonly<Record<string, string>>): string {
+export function studyOf(params: Readonly<Record<string, string>>): string {
   const study = params.study!;
   if (!isStudyId(study)) throw new VellumError('NOT_FOUND', `"${study.slice(0, 64)}" is not a study.`);
   return study;
@@ -212,7 +214,7 @@ function versionNumber(params: Readonly<Record<string, string>>): number {
 }
 
 /** ?path=/Folder/file.pdf, relative to the study; "/" is the study's own folder. */
-function pathInStudy(study: string, query: URLSearchParams): VaultPath {
+export function pathInStudy(study: string, query: URLSearchParams): VaultPath {
   const paths = query.getAll('path');
   if (paths.length !== 1) throw new VellumError('BAD_REQUEST', 'Name the item with one query parameter path=/Folder/file (relative to the study; "/" is the study folder).');
   const path = paths[0]!;

@@ -1,6 +1,7 @@
 // `vellum demo`: the whole appliance on this machine with real parts: a private
 // slapd seeded with demo people, a SoftHSM2 token, and study DEMO-001 with its
-// role bindings and folders. State lives under ./var/demo and is reused across
+// role bindings, the template's access rules (docs/access.md) and the
+// template's folders. State lives under ./var/demo and is reused across
 // runs; --fresh starts over. Ctrl-C stops everything it started.
 
 import { mkdir, rm, writeFile } from 'node:fs/promises';
@@ -118,8 +119,9 @@ async function writeDemoConfig(
 async function seedStudy(appliance: Appliance, bindings: { group: string; role: StudyRole }[]): Promise<void> {
   if (await appliance.vault.getStudy(DEMO_STUDY)) return;
   const session = appliance.systemSession('Demo set-up');
+  // No accessRules: the study gets the template, whose folders are DEMO_FOLDERS.
   await session.createStudy({ id: DEMO_STUDY, title: 'Demo study', bindings, changeReasonFolders: DEMO_REASON_FOLDERS });
   for (const name of DEMO_FOLDERS) await session.makeFolder({ study: DEMO_STUDY, names: [name] });
-  console.log(`Created study ${DEMO_STUDY} with folders: ${DEMO_FOLDERS.join(', ')}`);
+  console.log(`Created study ${DEMO_STUDY} with folders: ${DEMO_FOLDERS.join(', ')} (who may do what where: docs/access.md)`);
   console.log(`Deleting, overwriting or moving out of ${DEMO_REASON_FOLDERS.join(', ')} needs a reason (header X-Change-Reason).`);
 }

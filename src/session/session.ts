@@ -3,13 +3,16 @@
 // entries because they share this code.
 
 import { PassThrough, Readable } from 'node:stream';
-import { decide, decideSystem, type Action } from '../access/index.ts';
+import {
+  ACCESS_TEMPLATE, ACTIONS, decide, decideSystem, decideVisible, parseAccessRules, parseBindings, permissionsAt, rulesOf,
+  type AccessRules, type Action, type Binding, type Decision,
+} from '../access/index.ts';
 import type { AuditEvent, AuditTrail } from '../audit/index.ts';
 import {
   formatVaultPath, isVellumError, VellumError, type Principal, type RequestOrigin, type VaultPath,
 } from '../kernel/index.ts';
 import type {
-  ByteRange, KeyStatus, LockRecord, LockRequest, NewStudy, NodeRecord, NodeView, PropertyMap, PropertyOperation, RoleBinding, StorageUsage, RotationStatus, ScrubStatus, StudyRecord, TransferResult, Vault,
+  ByteRange, KeyStatus, LockRecord, LockRequest, NewStudy, NodeRecord, NodeView, PropertyMap, PropertyOperation, StorageUsage, RotationStatus, ScrubStatus, StudyRecord, TransferResult, Vault,
   VersionRecord, VersionView, WriteResult,
 } from '../vault/index.ts';
 
@@ -21,16 +24,39 @@ export interface OpenFile {
   read(range?: ByteRange): Promise<Readable>;
 }
 
+/** What the caller may do at a path (Session.permissions), for the UI and for clients. */
+export interface PathPermissions {
+  readonly study: string;
+  /** The path inside the study ("/" for the study folder). */
+  readonly path: string;
+  /** The person's roles in the study, and Administrator when they are one. */
+  readonly roles: readonly string[];
+  /** Actions allowed there, in the order of ACTIONS (administer also for system Administrators). */
+  readonly actions: readonly Action[];
+  /** Not readable, but on the way to a folder that is: may be stat'ed and listed. */
+  readonly passThrough: boolean;
+}
+
+/** What createStudy takes: bindings and rules are checked (BAD_REQUEST); rules default to the template. */
+export interface StudyInput extends Omit<NewStudy, 'accessRules'> {
+  readonly accessRules?: AccessRules;
+}
+
 /**
- * Every method checks access first (FORBIDDEN, audited as a denial) and
- * audits the change or read it makes; failures after the check are audited
- * too. Errors are VellumErrors from the catalog.
+ * Every method checks access first and audits the change or read it makes;
+ * failures after the check are audited too. A denial is audited and thrown as
+ * FORBIDDEN, or as NOT_FOUND (the same answer as for a study that does not
+ * exist) when the person holds no role in the study. Access depends on the
+ * path only (access/), never on what exists there. Errors are VellumErrors
+ * from the catalog.
  */
 export interface Session {
   readonly principal: Principal;
-  /** Studies where the person holds a role. */
+  /** Studies where the person holds a role and may see the study folder. */
   listStudies(): Promise<StudyRecord[]>;
+  /** A file or folder the person may read or pass through. @throws NOT_FOUND, FORBIDDEN */
   stat(path: VaultPath): Promise<NodeRecord>;
+  /** A folder's members the person may read or pass through (the others are left out). @throws NOT_FOUND, NOT_A_FOLDER, FORBIDDEN */
   list(path: VaultPath): Promise<NodeRecord[]>;
   makeFolder(path: VaultPath): Promise<NodeRecord>;
   /**
@@ -53,7 +79,7 @@ export interface Session {
   openVersion(study: string, nodeId: string, number: number): Promise<OpenFile>;
   /** A new version with the content of an older one. @throws NOT_FOUND, VERSION_NOT_FOUND, NOT_FOUND for a file in the trash */
   restoreVersion(study: string, nodeId: string, number: number): Promise<WriteResult>;
-  /** Deleted items of a study, newest first (items inside a deleted folder come back with it). */
+  /** Deleted items of a study the person may read or pass through, newest first (items inside a deleted folder come back with it). */
   trash(study: string): Promise<NodeView[]>;
   /** Undoes a delete, under the old name or `name`. @throws NOT_DELETED, NAME_TAKEN, PARENT_MISSING */
   undelete(study: string, nodeId: string, options?: { name?: string }): Promise<NodeView>;
@@ -72,8 +98,12 @@ export interface Session {
 
   /** Dead properties of the file or folder at path (only `names` when given): Clark name -> serialised element. */
   properties(path: VaultPath, names?: readonly string[]): Promise<PropertyMap>;
-  /** Dead properties of nodes of one study (e.g. a folder's children from list()), in order; one batched read. */
-  propertiesOf(study: string, nodeIds: readonly string[], names?: readonly string[]): Promise<PropertyMap[]>;
+  /**
+   * Dead properties of nodes found by stat() or list() (each with the path it
+   * was found at), in order; one batched read per study. A node the person
+   * may only pass through shows none: dead properties need read.
+   */
+  propertiesOf(nodes: readonly { readonly path: VaultPath; readonly id: string }[], names?: readonly string[]): Promise<PropertyMap[]>;
   /**
    * PROPPATCH: sets and removes dead properties in order, all or nothing;
    * audited as `node.properties` with the old and new values.
@@ -92,9 +122,9 @@ export interface Session {
   /** A refusal decided by a front end's policy (e.g. dav.macMetadata "refuse"): audited as a denial, thrown as FORBIDDEN. */
   refuse(path: VaultPath, auditAction: string, detail: string): Promise<never>;
 
-  /** Active locks that cover path: on it, or depth-infinity locks on a folder above it. */
+  /** Active locks that cover path: on it, or depth-infinity locks on a folder above it. None where the person may only pass through: lock discovery needs read. */
   locksOn(path: VaultPath): Promise<LockRecord[]>;
-  /** locksOn for many paths (a folder listing), with one access decision per study. */
+  /** locksOn for many paths (a folder listing). */
   locksOnEach(paths: readonly VaultPath[]): Promise<LockRecord[][]>;
   /**
    * Locks path; an unmapped path first becomes an empty file (created: true).
@@ -106,8 +136,18 @@ export interface Session {
   /** Removes this person's lock. @throws LOCK_TOKEN_MISMATCH, FORBIDDEN (someone else's lock) */
   unlock(path: VaultPath, token: string): Promise<LockRecord>;
 
-  /** System action: Administrators only. */
-  createStudy(input: NewStudy): Promise<StudyRecord>;
+  /** System action: Administrators only. Rules default to the template. @throws STUDY_EXISTS, BAD_REQUEST, PATH_INVALID */
+  createStudy(input: StudyInput): Promise<StudyRecord>;
+  /** The study's role bindings: for those who may administer it (Administrators, or a role granted administer). */
+  bindings(study: string): Promise<readonly Binding[]>;
+  /** Replaces the role bindings (audited `study.bindings`, old and new). @throws NOT_FOUND, FORBIDDEN, BAD_REQUEST */
+  setBindings(study: string, bindings: readonly Binding[]): Promise<StudyRecord>;
+  /** The rules in force (the template for a study that has none stored): for those who may administer the study. */
+  accessRules(study: string): Promise<AccessRules<string>>;
+  /** Replaces the access rules (audited `study.access-rules`, old and new). @throws NOT_FOUND, FORBIDDEN, BAD_REQUEST, PATH_INVALID */
+  setAccessRules(study: string, rules: AccessRules): Promise<StudyRecord>;
+  /** What the caller may do at path (in a study). @throws NOT_FOUND (no role and not an Administrator) */
+  permissions(path: VaultPath): Promise<PathPermissions>;
   /** The study's folders where changes need a reason: for Administrators and people with a role in the study. */
   changeReasonFolders(study: string): Promise<readonly string[]>;
   /** Administrators: replaces the study's folder rules for reasons for change (audited with old and new). */
@@ -162,21 +202,47 @@ export function openSession(parts: SessionParts, principal: Principal, origin: R
   const { vault, audit } = parts;
   const where = { actor: principal, ip: origin.ip, client: origin.client, protocol: origin.protocol };
 
-  /** Finds the study, decides, audits a denial. Returns the roles held, for the audit entry of the change. */
-  async function authorize(path: VaultPath, action: Action, auditAction: string): Promise<string[]> {
+  /** The study, or NOT_FOUND. */
+  async function studyOf(id: string): Promise<StudyRecord> {
+    const study = await vault.getStudy(id);
+    if (!study) throw noStudy(id);
+    return study;
+  }
+
+  /**
+   * Finds the study, decides (`see`: read or pass through), audits a denial.
+   * Returns the roles held, for the audit entry of the change.
+   */
+  async function authorize(path: VaultPath, need: Action | 'see', auditAction: string): Promise<string[]> {
     if (path.study === null) throw new VellumError('FORBIDDEN', 'The top level holds only studies.');
-    const study = await vault.getStudy(path.study);
-    if (!study) throw new VellumError('NOT_FOUND', `There is no study "${path.study}".`);
+    const study = await studyOf(path.study);
     if (options.system) return ['System'];
-    const decision = decide(principal, study, action);
-    if (!decision.allowed) {
-      await audit.record({
-        ...where, action: auditAction, outcome: 'denied', roles: decision.roles,
-        object: { study: path.study, path: formatVaultPath(path) }, detail: decision.reason,
-      });
-      throw new VellumError('FORBIDDEN', decision.reason);
-    }
+    const decision = need === 'see' ? decideVisible(principal, study, path.names) : decide(principal, study, path.names, need);
+    if (!decision.allowed) await deny(path, auditAction, decision);
     return [...decision.roles];
+  }
+
+  /** Audits a denial and throws it: FORBIDDEN, or NOT_FOUND as for a missing study when the person holds no role there. */
+  async function deny(path: VaultPath, auditAction: string, decision: Decision): Promise<never> {
+    await audit.record({
+      ...where, action: auditAction, outcome: 'denied', roles: decision.roles,
+      object: { study: path.study ?? undefined, path: formatVaultPath(path) }, detail: decision.reason,
+    });
+    throw decision.roles.length === 0 ? noStudy(path.study!) : new VellumError('FORBIDDEN', decision.reason);
+  }
+
+  /** May the person see (read or pass through) path? For filtering listings: no audit entry. */
+  const visible = (study: StudyRecord, names: readonly string[]) => options.system || decideVisible(principal, study, names).allowed;
+  const readable = (study: StudyRecord, names: readonly string[]) => options.system || decide(principal, study, names, 'read').allowed;
+
+  /**
+   * A MOVE or COPY that tombstones what is at the destination deletes it:
+   * the person needs delete there too. Checked before the change, like the
+   * reason for change.
+   */
+  async function authorizeReplacing(to: VaultPath, auditAction: string, tombstones: (existing: NodeRecord) => boolean | Promise<boolean>): Promise<void> {
+    const existingNode = await existing(to);
+    if (existingNode !== undefined && (await tombstones(existingNode))) await authorize(to, 'delete', auditAction);
   }
 
   /**
@@ -257,7 +323,9 @@ export function openSession(parts: SessionParts, principal: Principal, origin: R
   });
 
   /** A node by id, authorized for `action` against the path it is (or was) at. */
-  async function nodeFor(study: string, nodeId: string, action: Action, auditAction: string): Promise<{ view: NodeView; roles: string[] }> {
+  async function nodeFor(study: string, nodeId: string, action: Action | 'see', auditAction: string): Promise<{ view: NodeView; roles: string[] }> {
+    // The person's standing in the study first: without a role, an id tells nothing either.
+    await studyStanding(study, auditAction);
     const node = await vault.node(study, nodeId);
     const location = await vault.locate(node);
     const roles = await authorize(location.path, action, auditAction);
@@ -281,6 +349,35 @@ export function openSession(parts: SessionParts, principal: Principal, origin: R
     };
   }
 
+  /** NOT_FOUND (audited as a denial) unless the person holds a role in the study. */
+  async function studyStanding(id: string, auditAction: string): Promise<StudyRecord> {
+    const study = await studyOf(id);
+    if (!options.system) {
+      const decision = decide(principal, study, [], 'read');
+      if (decision.roles.length === 0) await deny({ study: id, names: [] }, auditAction, decision);
+    }
+    return study;
+  }
+
+  /**
+   * Study settings (bindings, rules, reasons for change, keys): system
+   * Administrators, or a role the study's rules grant administer; denials audited.
+   */
+  async function administerStudy(id: string, auditAction: string): Promise<{ study: StudyRecord; roles: string[] }> {
+    const study = await studyOf(id);
+    if (options.system) return { study, roles: ['System'] };
+    const system = decideSystem(principal, parts.administratorGroups);
+    if (system.allowed) return { study, roles: [...system.roles] };
+    const decision = decide(principal, study, [], 'administer');
+    if (!decision.allowed) await deny({ study: id, names: [] }, auditAction, decision);
+    return { study, roles: [...decision.roles] };
+  }
+
+  async function locksOn(path: VaultPath): Promise<LockRecord[]> {
+    await authorize(path, 'see', 'node.stat');
+    return readable(await studyOf(path.study!), path.names) ? vault.locksOn(path) : [];
+  }
+
   /** System actions: Administrators only; denials audited. */
   async function administrator(auditAction: string, object: AuditEvent['object']): Promise<string[]> {
     if (options.system) return ['System'];
@@ -297,17 +394,20 @@ export function openSession(parts: SessionParts, principal: Principal, origin: R
 
     async listStudies() {
       const all = await vault.listStudies();
-      return options.system ? all : all.filter((study) => decide(principal, study, 'read').allowed);
+      return all.filter((study) => visible(study, []));
     },
 
     async stat(path) {
-      await authorize(path, 'read', 'node.stat');
+      await authorize(path, 'see', 'node.stat');
       return vault.stat(path);
     },
 
     async list(path) {
-      await authorize(path, 'read', 'folder.list');
-      return vault.list(path);
+      await authorize(path, 'see', 'folder.list');
+      const members = await vault.list(path);
+      if (options.system) return members;
+      const study = await studyOf(path.study!);
+      return members.filter((node) => visible(study, [...path.names, node.name]));
     },
 
     makeFolder: (path) => change(path, 'write', 'folder.create', (roles) => vault.makeFolder(path, actor(roles))),
@@ -326,12 +426,12 @@ export function openSession(parts: SessionParts, principal: Principal, origin: R
     },
 
     async nodeAt(path) {
-      await authorize(path, 'read', 'node.stat');
+      await authorize(path, 'see', 'node.stat');
       return vault.view(await vault.stat(path));
     },
 
     async node(study, nodeId) {
-      return (await nodeFor(study, nodeId, 'read', 'node.stat')).view;
+      return (await nodeFor(study, nodeId, 'see', 'node.stat')).view;
     },
 
     async versions(study, nodeId) {
@@ -353,18 +453,23 @@ export function openSession(parts: SessionParts, principal: Principal, origin: R
     },
 
     async trash(study) {
-      await authorize({ study, names: [] }, 'read', 'trash.list');
-      return vault.trash(study);
+      await authorize({ study, names: [] }, 'see', 'trash.list');
+      const items = await vault.trash(study);
+      const record = await studyOf(study);
+      // A view's path is "/STUDY/a/b".
+      return items.filter((item) => visible(record, item.path.split('/').filter((name) => name !== '').slice(1)));
     },
 
+    // Undoing a delete writes the item back: write where it goes.
     async undelete(study, nodeId, undeleteOptions = {}) {
-      const { view, roles } = await nodeFor(study, nodeId, 'delete', 'node.undelete');
+      const { view, roles } = await nodeFor(study, nodeId, 'write', 'node.undelete');
       return audited({ action: 'node.undelete', roles, object: { study, path: view.path, nodeId } }, () => vault.undelete(study, nodeId, actor(roles), undeleteOptions.name));
     },
 
     async move(from, to, moveOptions) {
       const roles = await authorize(from, 'delete', 'node.move');
       await authorize(to, 'write', 'node.move');
+      if (moveOptions.overwrite) await authorizeReplacing(to, 'node.move', () => true);
       await requireReason(from, 'node.move', 'move', to);
       if (moveOptions.overwrite) await requireReason(to, 'node.move', 'replace');
       return audited(
@@ -376,6 +481,10 @@ export function openSession(parts: SessionParts, principal: Principal, origin: R
     async copy(from, to, copyOptions) {
       await authorize(from, 'read', 'node.copy');
       const roles = await authorize(to, 'write', 'node.copy');
+      // A file copied onto a file adds a version; anything else replaces what is there.
+      if (copyOptions.overwrite) {
+        await authorizeReplacing(to, 'node.copy', async (existingNode) => existingNode.kind === 'folder' || (await vault.stat(from)).kind === 'folder');
+      }
       if (copyOptions.overwrite) await requireReason(to, 'node.copy', 'replace');
       return audited(
         { action: 'node.copy', roles, object: { study: to.study ?? undefined, path: formatVaultPath(to) }, oldValue: { path: formatVaultPath(from) } },
@@ -389,15 +498,27 @@ export function openSession(parts: SessionParts, principal: Principal, origin: R
       return (await vault.propertiesOf(node.study, [node.id], names))[0]!;
     },
 
-    async propertiesOf(study, nodeIds, names) {
-      await authorize({ study, names: [] }, 'read', 'node.stat');
-      return vault.propertiesOf(study, nodeIds, names);
+    async propertiesOf(found, names) {
+      const result: PropertyMap[] = found.map(() => new Map());
+      const byStudy = new Map<string, number[]>();
+      for (const [i, { path }] of found.entries()) {
+        if (path.study === null) continue;
+        byStudy.set(path.study, [...(byStudy.get(path.study) ?? []), i]);
+      }
+      for (const [id, indexes] of byStudy) {
+        const study = await studyOf(id);
+        for (const i of indexes) await authorize(found[i]!.path, 'see', 'node.stat');
+        const wanted = indexes.filter((i) => readable(study, found[i]!.path.names));
+        const properties = await vault.propertiesOf(id, wanted.map((i) => found[i]!.id), names);
+        wanted.forEach((i, j) => (result[i] = properties[j]!));
+      }
+      return result;
     },
 
     patchProperties: (path, operations) => change(path, 'write', 'node.properties', (roles) => vault.patchProperties(path, operations, actor(roles))),
 
     async storageUsage(path) {
-      await authorize(path, 'read', 'node.stat');
+      await authorize(path, 'see', 'node.stat');
       return vault.storageUsage(path.study!);
     },
 
@@ -411,58 +532,82 @@ export function openSession(parts: SessionParts, principal: Principal, origin: R
       throw new VellumError('FORBIDDEN', detail);
     },
 
-    async locksOn(path) {
-      await authorize(path, 'read', 'node.stat');
-      return vault.locksOn(path);
+    locksOn,
+
+    locksOnEach: (paths) => Promise.all(paths.map(locksOn)),
+
+    async lock(path, request) {
+      const roles = await authorize(path, 'lock', 'node.lock');
+      // RFC 4918 §7.3: a LOCK on an unmapped URL makes an empty resource (here a versioned, audited empty file): a write too.
+      const creates = (await existing(path)) === undefined;
+      if (creates) await authorize(path, 'write', 'node.lock');
+      return audited({ action: 'node.lock', roles, object: { study: path.study ?? undefined, path: formatVaultPath(path) } }, async () => {
+        if (creates) await vault.writeFile(path, Readable.from([]), actor(roles), { maxBytes: 0 });
+        return { lock: await vault.lock(path, request, actor(roles)), created: creates };
+      });
     },
 
-    async locksOnEach(paths) {
-      const studies = new Set(paths.map((path) => path.study));
-      for (const study of studies) await authorize({ study, names: [] }, 'read', 'node.stat');
-      return Promise.all(paths.map((path) => vault.locksOn(path)));
-    },
+    refreshLock: (path, timeout) => change(path, 'lock', 'node.lock.refresh', (roles) => vault.refreshLock(path, timeout, actor(roles))),
 
-    lock: (path, request) => change(path, 'write', 'node.lock', async (roles) => {
-      let created = false;
-      try {
-        await vault.stat(path);
-      } catch (e) {
-        if (!isVellumError(e, 'NOT_FOUND')) throw e;
-        // RFC 4918 §7.3: a LOCK on an unmapped URL makes an empty resource (here a versioned, audited empty file).
-        await vault.writeFile(path, Readable.from([]), actor(roles), { maxBytes: 0 });
-        created = true;
-      }
-      return { lock: await vault.lock(path, request, actor(roles)), created };
-    }),
-
-    refreshLock: (path, timeout) => change(path, 'write', 'node.lock.refresh', (roles) => vault.refreshLock(path, timeout, actor(roles))),
-
-    unlock: (path, token) => change(path, 'write', 'node.unlock', (roles) => vault.unlock(path, token, actor(roles))),
+    unlock: (path, token) => change(path, 'lock', 'node.unlock', (roles) => vault.unlock(path, token, actor(roles))),
 
     async createStudy(input) {
       const roles = await administrator('study.create', { study: input.id });
-      return vault.createStudy(input, actor(roles));
+      const bindings = parseBindings(input.bindings);
+      const accessRules = input.accessRules === undefined ? ACCESS_TEMPLATE : parseAccessRules(input.accessRules);
+      return vault.createStudy({ ...input, bindings, accessRules }, actor(roles));
+    },
+
+    async bindings(study) {
+      return (await administerStudy(study, 'study.bindings')).study.bindings;
+    },
+
+    async setBindings(study, bindings) {
+      const { roles } = await administerStudy(study, 'study.bindings');
+      const checked = parseBindings(bindings);
+      return audited({ action: 'study.bindings', roles, object: { study } }, () => vault.setBindings(study, checked, actor(roles)));
+    },
+
+    async accessRules(study) {
+      return rulesOf((await administerStudy(study, 'study.access-rules')).study);
+    },
+
+    async setAccessRules(study, rules) {
+      const { roles } = await administerStudy(study, 'study.access-rules');
+      const checked = parseAccessRules(rules);
+      return audited({ action: 'study.access-rules', roles, object: { study } }, () => vault.setAccessRules(study, checked, actor(roles), ACCESS_TEMPLATE));
+    },
+
+    async permissions(path) {
+      if (path.study === null) throw new VellumError('BAD_REQUEST', 'Permissions are per study: name a path in a study.');
+      const study = await studyOf(path.study);
+      const found = permissionsAt(principal, study, path.names);
+      const administrator = options.system || decideSystem(principal, parts.administratorGroups).allowed;
+      if (found.roles.length === 0 && !administrator) await deny(path, 'study.permissions', decide(principal, study, path.names, 'read'));
+      const actions = administrator && !found.actions.includes('administer') ? ACTIONS.filter((a) => a === 'administer' || found.actions.includes(a)) : found.actions;
+      return {
+        study: path.study, path: '/' + path.names.join('/'), roles: [...found.roles, ...(administrator ? ['Administrator'] : [])], actions, passThrough: found.passThrough,
+      };
     },
 
     async changeReasonFolders(study) {
-      const record = await vault.getStudy(study);
-      if (!record) throw new VellumError('NOT_FOUND', `There is no study "${study}".`);
-      if (!options.system && !decideSystem(principal, parts.administratorGroups).allowed) await authorize({ study, names: [] }, 'read', 'study.change-reason-folders');
+      const record = await studyOf(study);
+      if (!options.system && !decideSystem(principal, parts.administratorGroups).allowed) await authorize({ study, names: [] }, 'see', 'study.change-reason-folders');
       return record.changeReasonFolders ?? [];
     },
 
     async setChangeReasonFolders(study, folders) {
-      const roles = await administrator('study.change-reason-folders', { study });
+      const { roles } = await administerStudy(study, 'study.change-reason-folders');
       return audited({ action: 'study.change-reason-folders', roles, object: { study } }, () => vault.setChangeReasonFolders(study, folders, actor(roles)));
     },
 
     async keyStatus(study) {
-      await administrator('key.status', { study });
+      await administerStudy(study, 'key.status');
       return vault.keyStatus(study);
     },
 
     async rotateStudyKey(study) {
-      const roles = await administrator('key.rotate', { study });
+      const { roles } = await administerStudy(study, 'key.rotate');
       return audited({ action: 'key.rotate', roles, object: { study } }, () => vault.rotateStudyKey(study, actor(roles)));
     },
 
@@ -476,6 +621,11 @@ export function openSession(parts: SessionParts, principal: Principal, origin: R
       return audited({ action: 'storage.scrub', roles }, () => vault.startScrub('request', actor(roles)));
     },
   };
+}
+
+/** The answer for a study that does not exist, and for one where the person holds no role: the same. */
+function noStudy(id: string): VellumError {
+  return new VellumError('NOT_FOUND', `There is no study "${id}".`);
 }
 
 /** True when `prefix` is the start of (or all of) `names`. */

@@ -9,4 +9,4 @@ export { DEFAULT_LOCK_TIMEOUT } from './locks.ts';
 export type { JobState, RotationStatus, KeyStatus, ScrubStatus, DamagedBlob } from './jobs.ts';
 export { PROPERTY_LIMITS, type PropertyMap, type PropertyOperation, type StorageUsage } from './properties.ts';
 export { openBlobStore, type BlobStore, type ByteRange } from './blob-store.ts';
-export type { StudyRecord, NodeRecord, VersionRecord, RoleBinding, PersonRef, BlobRecord, VersionOrigin, LockRecord } from './records.ts';
+export type { StudyRecord, StoredAccessRules, NodeRecord, VersionRecord, RoleBinding, PersonRef, BlobRecord, VersionOrigin, LockRecord } from './records.ts';

@@ -14,6 +14,15 @@ export interface RoleBinding {
   readonly role: StudyRole;
 }
 
+/**
+ * A study's access rules as stored (access/ owns their meaning and checks
+ * them): grants per role (role -> actions) for the study, and folder rules.
+ */
+export interface StoredAccessRules {
+  readonly defaults: Readonly<Partial<Record<StudyRole, readonly string[]>>>;
+  readonly folders: readonly { readonly path: string; readonly grants: Readonly<Partial<Record<StudyRole, readonly string[]>>> }[];
+}
+
 export interface StudyRecord {
   readonly id: string;
   readonly title: string;
@@ -27,6 +36,8 @@ export interface StudyRecord {
    * rule covers everything below its folder. Absent in studies made before it existed: none.
    */
   readonly changeReasonFolders?: readonly string[];
+  /** Who may do what where (access/). Absent in studies made before it existed: the template applies. */
+  readonly accessRules?: StoredAccessRules;
 }
 
 export interface NodeRecord {

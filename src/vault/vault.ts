@@ -18,7 +18,7 @@ import { DEFAULT_LOCK_TIMEOUT, lockCovers, lockRootPath, lockSummary, LockTable,
 import { KeyedMutex } from './mutex.ts';
 import { openProperties, storageUsageOf, type PropertyMap, type PropertyOperation, type StorageUsage } from './properties.ts';
 import { collectOrphans, type OrphanReport } from './orphans.ts';
-import type { BlobRecord, LockRecord, NodeRecord, RoleBinding, StudyRecord, VersionOrigin, VersionRecord } from './records.ts';
+import type { BlobRecord, LockRecord, NodeRecord, RoleBinding, StoredAccessRules, StudyRecord, VersionOrigin, VersionRecord } from './records.ts';
 import { createRotation, type StudyKeys } from './rotation.ts';
 import { createScrubber } from './scrub.ts';
 import { childKey, openTree, trashKey, versionKey, type Location } from './tree.ts';
@@ -57,6 +57,8 @@ export interface NewStudy {
   readonly bindings: readonly RoleBinding[];
   /** Folders where changes need a reason (StudyRecord.changeReasonFolders); none when absent. */
   readonly changeReasonFolders?: readonly string[];
+  /** Who may do what where (StudyRecord.accessRules), already checked by access/. */
+  readonly accessRules?: StoredAccessRules;
 }
 
 /** Most folder rules a study may have. */
@@ -82,6 +84,14 @@ export interface Vault {
   createStudy(input: NewStudy, actor: Actor): Promise<StudyRecord>;
   /** Replaces the study's folder rules for reasons for change; audited with the old and new rules. @throws NOT_FOUND, BAD_REQUEST, PATH_INVALID */
   setChangeReasonFolders(study: string, folders: readonly string[], actor: Actor): Promise<StudyRecord>;
+  /** Replaces the study's role bindings; audited as `study.bindings` with the old and new bindings. @throws NOT_FOUND */
+  setBindings(study: string, bindings: readonly RoleBinding[], actor: Actor): Promise<StudyRecord>;
+  /**
+   * Replaces the study's access rules; audited as `study.access-rules` with
+   * the old and new rules (`inForce` as the old ones when the study has none
+   * stored). @throws NOT_FOUND
+   */
+  setAccessRules(study: string, rules: StoredAccessRules, actor: Actor, inForce: StoredAccessRules): Promise<StudyRecord>;
   getStudy(id: string): Promise<StudyRecord | undefined>;
   listStudies(): Promise<StudyRecord[]>;
   /** @throws VellumError NOT_FOUND (also for the root, which is no node) */
@@ -382,11 +392,15 @@ export function createVault(parts: VaultParts): Vault {
         const study: StudyRecord = {
           id: input.id, title: input.title, rootId: root.id, createdAt: now, createdBy: personRef(actor.principal), bindings: input.bindings,
           ...(changeReasonFolders.length > 0 ? { changeReasonFolders } : {}),
+          ...(input.accessRules ? { accessRules: input.accessRules } : {}),
         };
         await audit.record(
           {
             ...auditBase(actor), action: 'study.create', outcome: 'success', object: { study: input.id, path: `/${input.id}`, nodeId: root.id },
-            newValue: { title: input.title, bindings: input.bindings, kekVersion: kek.version, ...(changeReasonFolders.length > 0 ? { changeReasonFolders } : {}) },
+            newValue: {
+              title: input.title, bindings: input.bindings, kekVersion: kek.version, ...(changeReasonFolders.length > 0 ? { changeReasonFolders } : {}),
+              ...(input.accessRules ? { accessRules: input.accessRules } : {}),
+            },
           },
           [studies.put(study.id, study), nodes.put(root.id, root)],
         );
@@ -404,6 +418,36 @@ export function createVault(parts: VaultParts): Vault {
           {
             ...auditBase(actor), action: 'study.change-reason-folders', outcome: 'success', object: { study: id, path: `/${id}`, nodeId: study.rootId },
             oldValue: { changeReasonFolders: study.changeReasonFolders ?? [] }, newValue: { changeReasonFolders },
+          },
+          [studies.put(id, updated)],
+        );
+        return updated;
+      });
+    },
+
+    async setBindings(id, bindings, actor) {
+      return studyLock(id, async () => {
+        const study = await tree.studyOrThrow(id);
+        const updated: StudyRecord = { ...study, bindings };
+        await audit.record(
+          {
+            ...auditBase(actor), action: 'study.bindings', outcome: 'success', object: { study: id, path: `/${id}`, nodeId: study.rootId },
+            oldValue: { bindings: study.bindings }, newValue: { bindings },
+          },
+          [studies.put(id, updated)],
+        );
+        return updated;
+      });
+    },
+
+    async setAccessRules(id, accessRules, actor, inForce) {
+      return studyLock(id, async () => {
+        const study = await tree.studyOrThrow(id);
+        const updated: StudyRecord = { ...study, accessRules };
+        await audit.record(
+          {
+            ...auditBase(actor), action: 'study.access-rules', outcome: 'success', object: { study: id, path: `/${id}`, nodeId: study.rootId },
+            oldValue: { accessRules: study.accessRules ?? inForce }, newValue: { accessRules },
           },
           [studies.put(id, updated)],
         );

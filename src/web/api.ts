@@ -16,6 +16,7 @@ import { lingerThenDrop, type Session } from '../session/index.ts';
 import { addAccountRoutes } from './api-accounts.ts';
 import { sendApiError } from './api-errors.ts';
 import { addSessionRoutes, CSRF_HEADER, sessionToken } from './api-session.ts';
+import { addStudyRoutes } from './api-studies.ts';
 
 export interface ApiOptions {
   readonly realm: string;
@@ -117,6 +118,7 @@ export function createApi(options: ApiOptions): RouterMiddleware {
   // Route modules (api-*.ts) register here.
   addSessionRoutes(routes, options.webSessions);
   if (options.appPasswords && options.lockout) addAccountRoutes(routes, { authenticator: options.authenticator, appPasswords: options.appPasswords, lockout: options.lockout });
+  addStudyRoutes(routes);
 
   function originOf(req: IncomingMessage, protocol: RequestOrigin['protocol']): RequestOrigin {
     return { ip: req.socket.remoteAddress ?? 'unknown', client: String(req.headers['user-agent'] ?? '').slice(0, 256), protocol };
@@ -240,7 +242,7 @@ export function createApi(options: ApiOptions): RouterMiddleware {
   };
 }
 
-function studyOf(params: Readonly<Record<string, string>>): string {
+export function studyOf(params: Readonly<Record<string, string>>): string {
   const study = params.study!;
   if (!isStudyId(study)) throw new VellumError('NOT_FOUND', `"${study.slice(0, 64)}" is not a study.`);
   return study;
@@ -253,7 +255,7 @@ function versionNumber(params: Readonly<Record<string, string>>): number {
 }
 
 /** ?path=/Folder/file.pdf, relative to the study; "/" is the study's own folder. */
-function pathInStudy(study: string, query: URLSearchParams): VaultPath {
+export function pathInStudy(study: string, query: URLSearchParams): VaultPath {
   const paths = query.getAll('path');
   if (paths.length !== 1) throw new VellumError('BAD_REQUEST', 'Name the item with one query parameter path=/Folder/file (relative to the study; "/" is the study folder).');
   const path = paths[0]!;

@@ -91,7 +91,7 @@ test.serial('vellum keys status prints the key versions; --json prints the API\'
 test.serial('the server decides: a Sponsor is refused with the server\'s message, a wrong password too (exit 1)', async (t) => {
   const sponsor = await vellum(['keys', 'rotate', '--study', STUDY, ...at(), '--user', 'sam'], { password: PEOPLE.sam.password });
   t.is(sponsor.code, 1);
-  t.is(sponsor.stderr.trim(), 'vellum keys rotate: You do not have permission for this action. sam is not an Administrator. [FORBIDDEN]');
+  t.is(sponsor.stderr.trim(), 'vellum keys rotate: You do not have permission for this action. Sponsor may not administer in /DEMO-001. [FORBIDDEN]');
   const wrong = await vellum(['scrub', ...at(), '--user', 'ada'], { password: 'not-the-password' });
   t.is(wrong.code, 1);
   t.is(wrong.stderr.trim(), 'vellum scrub: The user name or password is not correct. [AUTH_FAILED]');

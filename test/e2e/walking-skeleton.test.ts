@@ -130,16 +130,17 @@ test.serial('11.10(d) no credentials get 401 with WWW-Authenticate: Basic', asyn
   t.regex(reply.text, /Authentication is required/);
 });
 
-test.serial('11.10(g) a person in no group gets 403 on the study, and the denial is audited', async (t) => {
+test.serial('11.10(g) a person in no group gets 404 on the study (as if it did not exist), and the denial is audited with why', async (t) => {
   const before = running.appliance.audit.head().seq;
   const reply = await send(running, `/dav/${STUDY}/protocol.txt`, { user: 'nora' });
-  t.is(reply.status, 403);
-  t.regex(reply.text, /no role in study DEMO-001/);
+  t.is(reply.status, 404);
+  t.regex(reply.text, /There is no study "DEMO-001"/);
   const entries = [];
   for await (const entry of running.appliance.audit.entries(before + 1)) entries.push(entry);
   const denial = entries.find((entry) => entry.outcome === 'denied' && entry.actor?.login === 'nora');
   t.truthy(denial, 'the denial has an audit entry');
   t.is(denial?.object.path, `/${STUDY}/protocol.txt`);
+  t.regex(denial?.detail ?? '', /no role in study DEMO-001/);
 });
 
 test.serial('11.10(e) every write has exactly one audit entry with actor, time, object and version, and the chain verifies', async (t) => {

@@ -136,21 +136,13 @@ function answerer(ctx: DavContext, request: PropfindRequest, writer: Multistatus
   };
 }
 
-/** Dead properties of each resource, one batched read per study. */
+/** Dead properties of each resource (none where the person may only pass through), one batched read per study. */
 async function deadPropertiesOf(ctx: DavContext, resources: readonly Resource[], names: readonly string[] | undefined): Promise<ReadonlyMap<string, string>[]> {
   const found: ReadonlyMap<string, string>[] = resources.map(() => new Map());
   if (names?.length === 0) return found;
-  const byStudy = new Map<string, number[]>();
-  resources.forEach((resource, i) => {
-    if (resource.node === null) return;
-    const indexes = byStudy.get(resource.node.study) ?? [];
-    indexes.push(i);
-    byStudy.set(resource.node.study, indexes);
-  });
-  for (const [study, indexes] of byStudy) {
-    const properties = await ctx.session.propertiesOf(study, indexes.map((i) => resources[i]!.node!.id), names);
-    indexes.forEach((resourceIndex, j) => (found[resourceIndex] = properties[j]!));
-  }
+  const indexes = resources.flatMap((resource, i) => (resource.node === null ? [] : [i]));
+  const properties = await ctx.session.propertiesOf(indexes.map((i) => ({ path: resources[i]!.path, id: resources[i]!.node!.id })), names);
+  indexes.forEach((resourceIndex, j) => (found[resourceIndex] = properties[j]!));
   return found;
 }
 

@@ -149,7 +149,7 @@ const studyPath = (path: string) => `/${STUDY}${path}`;
 
 test.before(async () => {
   // A short credential cache, for the group-removal test.
-  running = await startRunning({ config: (config) => ({ ...config, auth: { cacheSeconds: 1 } }) });
+  running = await startRunning({ config: (config) => ({ ...config, auth: { ...config.auth, cacheSeconds: 1 } }) });
   const system = running.appliance.systemSession('test fixtures');
   const put = (path: string, text: string) => system.writeFile({ study: STUDY, names: path.split('/').filter((n) => n !== '') }, Readable.from([Buffer.from(text)]), { maxBytes: 1024 });
   for (const name of MADE_FOLDERS) await system.makeFolder({ study: STUDY, names: [name] });

@@ -11,7 +11,7 @@ let running: Running;
 
 test.before(async () => {
   // No credential cache: every request binds, so an outage shows at once.
-  running = await startRunning({ config: (c) => ({ ...c, auth: { cacheSeconds: 0 } }) });
+  running = await startRunning({ config: (c) => ({ ...c, auth: { ...c.auth, cacheSeconds: 0 } }) });
 });
 
 test.after.always(async () => {

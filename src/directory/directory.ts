@@ -10,18 +10,46 @@ export interface DirectorySettings {
   readonly userBase: string;
   /** Attribute holding the login name: `uid` (OpenLDAP) or `sAMAccountName` (AD). */
   readonly loginAttribute: string;
+  /**
+   * Several login attributes, any of which may match (AD: `sAMAccountName` and
+   * `userPrincipalName`); the first is how the login is reported. Overrides loginAttribute.
+   */
+  readonly loginAttributes?: readonly string[];
   /** Immutable id attribute: `entryUUID` (OpenLDAP) or `objectGUID` (AD). */
   readonly idAttribute: string;
   /** Printed name attribute, e.g. `displayName` or `cn`. */
   readonly displayNameAttribute: string;
-  /** Where groups live; searched with scope sub for `member=<user dn>`. */
+  /** Where groups live; searched with scope sub. */
   readonly groupBase: string;
-  /** Connect and operation timeout. */
+  /** How a person's groups are found (default `member`). */
+  readonly groupMembership?: GroupMembership;
+  /** Object class of the groups listed and created (default `groupOfNames`). */
+  readonly groupObjectClass?: string;
+  /** Also the groups that contain the person's groups, walked up client-side (bounded, cycle-safe). */
+  readonly nestedGroups?: boolean;
+  /** Connect and operation timeout; also the longest wait for a pooled connection. */
   readonly timeoutMs: number;
+  /** Bound service connections kept for reuse (default 4). */
+  readonly poolSize?: number;
+  /** A pooled connection unused this long is closed (default 60 s). */
+  readonly poolIdleMs?: number;
+  /** Group changes allowed (default false: read-only). */
+  readonly groupManagement?: boolean;
+  /** Receives notices worth an operator's attention (e.g. a group mode the server lacks). */
+  readonly log?: (message: string) => void;
   /** PEM CA bundle for ldaps:// or StartTLS, if the directory's CA is private. */
   readonly caPem?: string;
   readonly startTls?: boolean;
 }
+
+/**
+ * member: groups (groupOfNames, AD group) whose `member` is the person's DN;
+ * uniqueMember: groupOfUniqueNames; memberOf: the person's own `memberOf` values;
+ * in-chain: AD's LDAP_MATCHING_RULE_IN_CHAIN, nested groups resolved by the server
+ * (used only where the server says it is Active Directory; elsewhere `member`
+ * plus the client-side walk, with a notice in the log).
+ */
+export type GroupMembership = 'member' | 'uniqueMember' | 'memberOf' | 'in-chain';
 
 export interface Directory {
   /**

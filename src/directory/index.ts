@@ -3,5 +3,5 @@
 // their immutable id, printed name and groups, and the directory's health.
 // Vellum keeps no passwords.
 
-export type { Directory, DirectorySettings, DirectoryPerson, GroupSummary, GroupDetail, MembershipChange } from './directory.ts';
+export type { Directory, DirectorySettings, GroupMembership, DirectoryPerson, GroupSummary, GroupDetail, MembershipChange } from './directory.ts';
 export { openDirectory } from './ldap-directory.ts';

@@ -15,7 +15,7 @@ import { openDirectory, type Directory } from '../directory/index.ts';
 import { openKeyVault, type KeyVault } from '../keys/index.ts';
 import { VellumError, type ComponentStatus, type Principal } from '../kernel/index.ts';
 import { createAuthenticator } from '../identity/index.ts';
-import { openSession, type Session, type SessionParts } from '../session/index.ts';
+import { openGroupAdmin, openSession, type GroupAdminParts, type Session, type SessionParts } from '../session/index.ts';
 import { createVault, openBlobStore, type Vault } from '../vault/index.ts';
 import { createWebHandler } from '../web/index.ts';
 import { loadTlsMaterial } from './tls.ts';
@@ -53,7 +53,7 @@ export async function startAppliance(config: Config, log: Logger): Promise<Appli
     // Keys first: a wrong PIN or a missing token refuses start before anything listens.
     const keys: KeyVault = await openKeyVault(config.hsm);
     closers.push(() => keys.close());
-    const directory: Directory = await openDirectory(config.ldap);
+    const directory: Directory = await openDirectory({ ...config.ldap, log: (message) => log.info(message) });
     closers.push(() => directory.close());
     const db: Database = await openDatabase(join(config.dataDir, 'db'));
     closers.push(() => db.close());
@@ -68,6 +68,11 @@ export async function startAppliance(config: Config, log: Logger): Promise<Appli
     await vault.collectOrphans();
     const sessionParts: SessionParts = { vault, audit, administratorGroups: config.access.administratorGroups };
     const authenticator = createAuthenticator(directory, audit, config.auth.cacheSeconds);
+    // A person whose groups Vellum changed loses cached sign-ins at once.
+    const groupParts: GroupAdminParts = {
+      directory, audit, administratorGroups: config.access.administratorGroups,
+      afterMembershipChange: (dn) => authenticator.forget({ dn }),
+    };
 
     const health = async (): Promise<Record<string, ComponentStatus>> => {
       const [hsm, ldap, database] = await Promise.all([keys.status(), directory.status(), db.status()]);
@@ -97,6 +102,7 @@ export async function startAppliance(config: Config, log: Logger): Promise<Appli
       realm: config.auth.realm,
       authenticator,
       sessionFor: (principal, origin, reason) => openSession(sessionParts, principal, origin, reason === undefined ? {} : { reason }),
+      groupAdminFor: (principal, origin) => openGroupAdmin(groupParts, principal, origin),
     });
     const route = (req: IncomingMessage, res: ServerResponse) => {
       const url = req.url ?? '/';

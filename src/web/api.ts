@@ -14,12 +14,15 @@ import { checkName, isStudyId, parseVaultPath, VellumError, type Principal, type
 import type { Authenticator } from '../identity/index.ts';
 import { lingerThenDrop, type Session } from '../session/index.ts';
 import { sendApiError } from './api-errors.ts';
+import { registerGroupRoutes, type GroupAdminFor } from './api-groups.ts';
 
 export interface ApiOptions {
   readonly realm: string;
   readonly authenticator: Authenticator;
   readonly sessionFor: (principal: Principal, origin: RequestOrigin, reason?: string) => Session;
   readonly log: (message: string, error?: unknown) => void;
+  /** Directory group administration (/groups routes); absent: no such routes. */
+  readonly groupAdminFor?: GroupAdminFor;
 }
 
 /** Everything under this path is the API's: unknown routes get a JSON 404, not the web app's. */
@@ -88,6 +91,7 @@ export function createApi(options: ApiOptions): RouterMiddleware {
   const del = (path: string, handler: Handler) => router.delete(path, endpoint(null, handler));
   const routes: ApiRoutes = { get, post, put, del };
   void routes; // route modules (api-*.ts) register here
+  if (options.groupAdminFor) registerGroupRoutes(routes, options.groupAdminFor);
 
   async function authenticate(req: IncomingMessage): Promise<{ principal: Principal; origin: RequestOrigin }> {
     const origin: RequestOrigin = { ip: req.socket.remoteAddress ?? 'unknown', client: String(req.headers['user-agent'] ?? '').slice(0, 256), protocol: PROTOCOL };

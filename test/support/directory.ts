@@ -27,3 +27,59 @@ export async function failure(promise: Promise<unknown>): Promise<unknown> {
   }
   throw new Error('expected the call to fail, and it succeeded');
 }
+
+/**
+ * A TCP relay in front of a directory that counts connections: how many were
+ * ever opened, how many are open now, and a way to cut them all (a network drop).
+ */
+export interface ConnectionCounter {
+  /** ldap://127.0.0.1:PORT of the relay. */
+  readonly url: string;
+  readonly opened: number;
+  readonly open: number;
+  dropAll(): void;
+  close(): Promise<void>;
+}
+
+export async function countConnections(targetPort: number): Promise<ConnectionCounter> {
+  const { createServer, connect } = await import('node:net');
+  const live = new Set<import('node:net').Socket>();
+  let opened = 0;
+  const server = createServer((client) => {
+    opened++;
+    const upstream = connect({ host: '127.0.0.1', port: targetPort });
+    live.add(client);
+    const end = () => {
+      live.delete(client);
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on('close', end).on('error', end);
+    upstream.on('close', end).on('error', end);
+    client.pipe(upstream);
+    upstream.pipe(client);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as { port: number }).port;
+  return {
+    url: `ldap://127.0.0.1:${port}`,
+    get opened() { return opened; },
+    get open() { return live.size; },
+    dropAll() {
+      for (const socket of live) socket.destroy();
+    },
+    async close() {
+      for (const socket of live) socket.destroy();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
+
+/** Waits until check() holds, polling; throws after limitMs (a bound on the wait, not a timing assertion). */
+export async function eventually(check: () => boolean, limitMs = 10_000): Promise<void> {
+  const deadline = Date.now() + limitMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error('the condition did not come true');
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}

@@ -7,48 +7,41 @@
 
 import test from 'ava';
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { LDAP_PRESETS } from '../../src/config/schema.ts';
 import { openDirectory, type Directory, type DirectorySettings } from '../../src/directory/index.ts';
 import { formatId } from '../../src/directory/ldap-directory.ts';
 import { isVellumError } from '../../src/kernel/index.ts';
 import { AD_NESTED_GROUP, AD_OBJECT_GUIDS, AD_UPN_SUFFIX, GROUPS, PEOPLE, adGuidBytes, type Login } from '../env/people.ts';
-import { startSlapd, type Slapd } from '../env/slapd.ts';
-import { directorySettings, failure } from '../support/directory.ts';
+import type { Slapd } from '../env/slapd.ts';
+import { failure, startDirectoryFixture, type DirectoryFixture } from '../support/directory.ts';
 
 const run = promisify(execFile);
 
-let dir: string;
+let fixture: DirectoryFixture;
 let slapd: Slapd;
 let settings: DirectorySettings;
 let directory: Directory;
-const notices: string[] = [];
+let notices: string[];
 
 test.before(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'vellum-ad-'));
-  slapd = await startSlapd({ dir, shape: 'active-directory' });
   const preset = LDAP_PRESETS['active-directory'];
-  settings = {
-    ...directorySettings(slapd, 3000),
-    loginAttribute: preset.loginAttributes[0],
-    loginAttributes: preset.loginAttributes,
-    idAttribute: preset.idAttribute,
-    displayNameAttribute: preset.displayNameAttribute,
-    groupMembership: preset.groupMembership,
-    groupObjectClass: preset.groupObjectClass,
-    log: (message) => notices.push(message),
-  };
-  directory = await openDirectory(settings);
+  fixture = await startDirectoryFixture('ad', {
+    shape: 'active-directory',
+    settings: (d) => ({
+      ...d,
+      loginAttribute: preset.loginAttributes[0],
+      loginAttributes: preset.loginAttributes,
+      idAttribute: preset.idAttribute,
+      displayNameAttribute: preset.displayNameAttribute,
+      groupMembership: preset.groupMembership,
+      groupObjectClass: preset.groupObjectClass,
+    }),
+  });
+  ({ slapd, settings, directory, notices } = fixture);
 });
 
-test.after.always(async () => {
-  await directory?.close();
-  await slapd?.close();
-  if (dir) await rm(dir, { recursive: true, force: true });
-});
+test.after.always(async () => fixture?.close());
 
 /** objectGUID of the entry with this sAMAccountName, from the real ldapsearch (base64 in its LDIF), printed as AD prints it. */
 async function guidFromLdapsearch(login: string): Promise<string> {

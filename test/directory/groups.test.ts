@@ -8,37 +8,28 @@
 
 import test from 'ava';
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { openDirectory, type Directory, type DirectorySettings } from '../../src/directory/index.ts';
 import { escapeDnValue, GROUP_NAME, MAX_NESTING_DEPTH } from '../../src/directory/ldap-directory.ts';
 import { isVellumError } from '../../src/kernel/index.ts';
 import { GROUPS, PEOPLE, personDn } from '../env/people.ts';
-import { startSlapd, type Slapd } from '../env/slapd.ts';
-import { directorySettings, failure } from '../support/directory.ts';
+import type { Slapd } from '../env/slapd.ts';
+import { failure, startDirectoryFixture, type DirectoryFixture } from '../support/directory.ts';
 
 const run = promisify(execFile);
 
-let dir: string;
+let fixture: DirectoryFixture;
 let slapd: Slapd;
 let settings: DirectorySettings;
 let directory: Directory;
-const notices: string[] = [];
+let notices: string[];
 
 test.before(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'vellum-groups-'));
-  slapd = await startSlapd({ dir });
-  settings = { ...directorySettings(slapd, 3000), groupManagement: true, log: (m) => notices.push(m) };
-  directory = await openDirectory(settings);
+  fixture = await startDirectoryFixture('groups', { settings: (d) => ({ ...d, groupManagement: true }) });
+  ({ slapd, settings, directory, notices } = fixture);
 });
 
-test.after.always(async () => {
-  await directory?.close();
-  await slapd?.close();
-  if (dir) await rm(dir, { recursive: true, force: true });
-});
+test.after.always(async () => fixture?.close());
 
 async function ldapmodify(ldif: string): Promise<void> {
   const child = run('ldapmodify', ['-x', '-H', slapd.url, '-D', slapd.rootDn, '-w', slapd.rootPassword]);

@@ -1,8 +1,12 @@
-// Directory settings pointing at a test slapd, and a helper that returns what a
-// promise rejected with: shared by the directory tests.
+// Directory settings pointing at a test slapd, a slapd-plus-Directory fixture,
+// a connection-counting relay, and a helper that returns what a promise
+// rejected with: shared by the directory tests.
 
-import type { DirectorySettings } from '../../src/directory/index.ts';
-import type { Slapd } from '../env/index.ts';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { openDirectory, type Directory, type DirectorySettings } from '../../src/directory/index.ts';
+import { startSlapd, type DirectoryShape, type Slapd } from '../env/slapd.ts';
 
 export function directorySettings(slapd: Slapd, timeoutMs: number): DirectorySettings {
   return {
@@ -81,5 +85,39 @@ export async function eventually(check: () => boolean, limitMs = 10_000): Promis
   while (!check()) {
     if (Date.now() > deadline) throw new Error('the condition did not come true');
     await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
+
+/** A private slapd and a Directory on it, with the notices the Directory logged. */
+export interface DirectoryFixture {
+  readonly slapd: Slapd;
+  readonly settings: DirectorySettings;
+  readonly directory: Directory;
+  readonly notices: string[];
+  close(): Promise<void>;
+}
+
+/** Starts slapd (in a fresh temporary directory) and opens a Directory with settings(defaults); close() removes it all. */
+export async function startDirectoryFixture(
+  name: string, options: { shape?: DirectoryShape; settings?: (defaults: DirectorySettings) => DirectorySettings } = {},
+): Promise<DirectoryFixture> {
+  const dir = await mkdtemp(join(tmpdir(), `vellum-${name}-`));
+  const notices: string[] = [];
+  let slapd: Slapd | undefined;
+  let directory: Directory | undefined;
+  const close = async () => {
+    await directory?.close();
+    await slapd?.close();
+    await rm(dir, { recursive: true, force: true });
+  };
+  try {
+    slapd = await startSlapd({ dir, ...(options.shape ? { shape: options.shape } : {}) });
+    const defaults = { ...directorySettings(slapd, 3000), log: (message: string) => notices.push(message) };
+    const settings = options.settings ? options.settings(defaults) : defaults;
+    directory = await openDirectory(settings);
+    return { slapd, settings, directory, notices, close };
+  } catch (e) {
+    await close();
+    throw e;
   }
 }

@@ -73,34 +73,41 @@ export interface Directory {
 
   /**
    * A person by login name (the same matching as authenticate), without groups.
-   * @throws VellumError PERSON_NOT_FOUND (unknown or ambiguous login); DIRECTORY_UNAVAILABLE
+   * @throws VellumError PERSON_NOT_FOUND (unknown or ambiguous login, or one that can never be a login); DIRECTORY_UNAVAILABLE
    */
   findPerson(login: string): Promise<DirectoryPerson>;
 
   /** Whether group changes are allowed (ldap.groupManagement); the directory may still refuse one. */
   readonly groupsWritable: boolean;
 
-  /** The groups under the group base, by name. @throws DIRECTORY_UNAVAILABLE */
+  /** The groups of the configured object class under the group base, sorted by name (read in pages). @throws DIRECTORY_UNAVAILABLE */
   listGroups(): Promise<GroupSummary[]>;
 
-  /** One group with its members. @throws GROUP_NOT_FOUND, DIRECTORY_UNAVAILABLE */
+  /** One group (by cn, matched as LDAP matches cn) with its members. @throws GROUP_NOT_FOUND (also: ambiguous), DIRECTORY_UNAVAILABLE */
   group(name: string): Promise<GroupDetail>;
 
   /**
-   * Creates a group under the group base with these members (logins).
-   * @throws DIRECTORY_READ_ONLY, GROUP_EXISTS, PERSON_NOT_FOUND, GROUP_NEEDS_MEMBER, BAD_REQUEST (name), DIRECTORY_UNAVAILABLE
+   * Creates a group `cn=<name>` under the group base with these members (logins),
+   * of the configured object class (AD `group`: a global security group with sAMAccountName = name).
+   * A name is 1 to 64 of A-Z a-z 0-9 . _ - starting with a letter or digit (GROUP_NAME).
+   * @throws DIRECTORY_READ_ONLY (management off, or the directory refused the write), GROUP_EXISTS,
+   *   PERSON_NOT_FOUND, GROUP_NEEDS_MEMBER (no members for a groupOfNames/groupOfUniqueNames),
+   *   BAD_REQUEST (name, description, another refusal by the directory), DIRECTORY_UNAVAILABLE
    */
   createGroup(name: string, members: readonly string[], description?: string): Promise<GroupDetail>;
 
   /**
-   * Adds a person (by login) to a group; the result holds the member DNs before and after.
-   * @throws DIRECTORY_READ_ONLY, GROUP_NOT_FOUND, PERSON_NOT_FOUND, DIRECTORY_UNAVAILABLE
+   * Adds a person (by login) to a group with an LDAP modify that adds the one value;
+   * the result holds the member DNs before and after. Adding a member again is
+   * idempotent: nothing is written and before equals after.
+   * @throws DIRECTORY_READ_ONLY, GROUP_NOT_FOUND, PERSON_NOT_FOUND, BAD_REQUEST (refused by the directory), DIRECTORY_UNAVAILABLE
    */
   addMember(group: string, login: string): Promise<MembershipChange>;
 
   /**
-   * Removes a person (by login) from a group.
-   * @throws DIRECTORY_READ_ONLY, GROUP_NOT_FOUND, PERSON_NOT_FOUND (also: not a member), GROUP_NEEDS_MEMBER, DIRECTORY_UNAVAILABLE
+   * Removes a person (by login) from a group with an LDAP modify that deletes the one value.
+   * @throws DIRECTORY_READ_ONLY, GROUP_NOT_FOUND, PERSON_NOT_FOUND (also: not a member),
+   *   GROUP_NEEDS_MEMBER (the last member of a groupOfNames/groupOfUniqueNames), DIRECTORY_UNAVAILABLE
    */
   removeMember(group: string, login: string): Promise<MembershipChange>;
 

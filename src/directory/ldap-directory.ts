@@ -370,11 +370,6 @@ class ServicePool {
     this.#wake();
   }
 
-  /** How many service connections are open (idle or in use). */
-  get size(): number {
-    return this.#count;
-  }
-
   async close(): Promise<void> {
     this.#closed = true;
     if (this.#sweeper) clearTimeout(this.#sweeper);
@@ -435,11 +430,6 @@ class LdapDirectory implements Directory {
   }
 
   readonly groupsWritable: boolean;
-
-  /** Service connections open now (idle or in use): for tests and status. */
-  get pooledConnections(): number {
-    return this.#pool.size;
-  }
 
   async authenticate(login: string, password: string): Promise<Principal> {
     // Step 1: nothing here touches the network.

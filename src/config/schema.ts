@@ -39,6 +39,33 @@ export const MAC_METADATA_POLICIES = ['discard', 'store', 'refuse'] as const;
 
 const groupDn = z.string().min(3).regex(/=/, 'must be a distinguished name, e.g. cn=admins,ou=groups,dc=example,dc=org');
 
+const ldapAttribute = z.string().regex(/^[A-Za-z][A-Za-z0-9-]*$/, 'must be an LDAP attribute name');
+
+export const LDAP_PRESET_NAMES = ['openldap', 'active-directory'] as const;
+/** member: groupOfNames; uniqueMember: groupOfUniqueNames; memberOf: the person's memberOf; in-chain: AD's nested-group rule. */
+export const GROUP_MEMBERSHIP_MODES = ['member', 'uniqueMember', 'memberOf', 'in-chain'] as const;
+
+/** What each directory preset supplies (docs/directory.md). */
+export const LDAP_PRESETS = {
+  openldap: { loginAttributes: ['uid'], idAttribute: 'entryUUID', displayNameAttribute: 'cn', groupMembership: 'member', groupObjectClass: 'groupOfNames' },
+  'active-directory': { loginAttributes: ['sAMAccountName', 'userPrincipalName'], idAttribute: 'objectGUID', displayNameAttribute: 'displayName', groupMembership: 'in-chain', groupObjectClass: 'group' },
+} as const;
+
+/** Fills the attribute and group keys from the preset; loginAttribute is the first login attribute. */
+function applyLdapPreset<T extends { preset: keyof typeof LDAP_PRESETS; loginAttribute?: string; loginAttributes?: string[]; idAttribute?: string; displayNameAttribute?: string; groupMembership?: (typeof GROUP_MEMBERSHIP_MODES)[number]; groupObjectClass?: string }>(ldap: T) {
+  const preset = LDAP_PRESETS[ldap.preset];
+  const loginAttributes: readonly string[] = ldap.loginAttributes ?? (ldap.loginAttribute === undefined ? preset.loginAttributes : [ldap.loginAttribute]);
+  return {
+    ...ldap,
+    loginAttribute: loginAttributes[0]!,
+    loginAttributes,
+    idAttribute: ldap.idAttribute ?? preset.idAttribute,
+    displayNameAttribute: ldap.displayNameAttribute ?? preset.displayNameAttribute,
+    groupMembership: ldap.groupMembership ?? preset.groupMembership,
+    groupObjectClass: ldap.groupObjectClass ?? preset.groupObjectClass,
+  };
+}
+
 export const configSchema = z.strictObject({
   /** Where blobs, the metadata database and generated certificates live. */
   dataDir: z.string().min(1),
@@ -60,13 +87,27 @@ export const configSchema = z.strictObject({
     bindPassword: secretRef,
     userBase: z.string().min(1),
     groupBase: z.string().min(1),
-    loginAttribute: z.string().regex(/^[A-Za-z][A-Za-z0-9-]*$/).default('uid'),
-    idAttribute: z.string().regex(/^[A-Za-z][A-Za-z0-9-]*$/).default('entryUUID'),
-    displayNameAttribute: z.string().regex(/^[A-Za-z][A-Za-z0-9-]*$/).default('cn'),
+    /** Supplies the attribute and group defaults below (LDAP_PRESETS); explicit keys win. */
+    preset: z.enum(LDAP_PRESET_NAMES).default('openldap'),
+    /** One login attribute (kept for existing files); loginAttributes takes several. */
+    loginAttribute: ldapAttribute.optional(),
+    loginAttributes: z.array(ldapAttribute).min(1).max(4).optional(),
+    idAttribute: ldapAttribute.optional(),
+    displayNameAttribute: ldapAttribute.optional(),
+    groupMembership: z.enum(GROUP_MEMBERSHIP_MODES).optional(),
+    groupObjectClass: ldapAttribute.optional(),
+    /** Follow groups inside groups, client-side, up to a bounded depth. */
+    nestedGroups: z.boolean().default(false),
     timeoutMs: z.number().int().min(100).max(60_000).default(5000),
+    /** Bound service connections kept for reuse. */
+    poolSize: z.number().int().min(1).max(32).default(4),
+    /** A pooled connection unused this long is closed. */
+    poolIdleMs: z.number().int().min(1000).max(3_600_000).default(60_000),
+    /** Vellum may create groups and change their members (the service account needs write rights). */
+    groupManagement: z.boolean().default(false),
     caFile: z.string().optional(),
     startTls: z.boolean().default(false),
-  }),
+  }).transform(applyLdapPreset),
   hsm: z.strictObject({
     library: z.string().min(1),
     tokenLabel: z.string().min(1).max(32),

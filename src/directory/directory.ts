@@ -10,18 +10,46 @@ export interface DirectorySettings {
   readonly userBase: string;
   /** Attribute holding the login name: `uid` (OpenLDAP) or `sAMAccountName` (AD). */
   readonly loginAttribute: string;
+  /**
+   * Several login attributes, any of which may match (AD: `sAMAccountName` and
+   * `userPrincipalName`); the first is how the login is reported. Overrides loginAttribute.
+   */
+  readonly loginAttributes?: readonly string[];
   /** Immutable id attribute: `entryUUID` (OpenLDAP) or `objectGUID` (AD). */
   readonly idAttribute: string;
   /** Printed name attribute, e.g. `displayName` or `cn`. */
   readonly displayNameAttribute: string;
-  /** Where groups live; searched with scope sub for `member=<user dn>`. */
+  /** Where groups live; searched with scope sub. */
   readonly groupBase: string;
-  /** Connect and operation timeout. */
+  /** How a person's groups are found (default `member`). */
+  readonly groupMembership?: GroupMembership;
+  /** Object class of the groups listed and created (default `groupOfNames`). */
+  readonly groupObjectClass?: string;
+  /** Also the groups that contain the person's groups, walked up client-side (bounded, cycle-safe). */
+  readonly nestedGroups?: boolean;
+  /** Connect and operation timeout; also the longest wait for a pooled connection. */
   readonly timeoutMs: number;
+  /** Bound service connections kept for reuse (default 4). */
+  readonly poolSize?: number;
+  /** A pooled connection unused this long is closed (default 60 s). */
+  readonly poolIdleMs?: number;
+  /** Group changes allowed (default false: read-only). */
+  readonly groupManagement?: boolean;
+  /** Receives notices worth an operator's attention (e.g. a group mode the server lacks). */
+  readonly log?: (message: string) => void;
   /** PEM CA bundle for ldaps:// or StartTLS, if the directory's CA is private. */
   readonly caPem?: string;
   readonly startTls?: boolean;
 }
+
+/**
+ * member: groups (groupOfNames, AD group) whose `member` is the person's DN;
+ * uniqueMember: groupOfUniqueNames; memberOf: the person's own `memberOf` values;
+ * in-chain: AD's LDAP_MATCHING_RULE_IN_CHAIN, nested groups resolved by the server
+ * (used only where the server says it is Active Directory; elsewhere `member`
+ * plus the client-side walk, with a notice in the log).
+ */
+export type GroupMembership = 'member' | 'uniqueMember' | 'memberOf' | 'in-chain';
 
 export interface Directory {
   /**
@@ -45,34 +73,41 @@ export interface Directory {
 
   /**
    * A person by login name (the same matching as authenticate), without groups.
-   * @throws VellumError PERSON_NOT_FOUND (unknown or ambiguous login); DIRECTORY_UNAVAILABLE
+   * @throws VellumError PERSON_NOT_FOUND (unknown or ambiguous login, or one that can never be a login); DIRECTORY_UNAVAILABLE
    */
   findPerson(login: string): Promise<DirectoryPerson>;
 
   /** Whether group changes are allowed (ldap.groupManagement); the directory may still refuse one. */
   readonly groupsWritable: boolean;
 
-  /** The groups under the group base, by name. @throws DIRECTORY_UNAVAILABLE */
+  /** The groups of the configured object class under the group base, sorted by name (read in pages). @throws DIRECTORY_UNAVAILABLE */
   listGroups(): Promise<GroupSummary[]>;
 
-  /** One group with its members. @throws GROUP_NOT_FOUND, DIRECTORY_UNAVAILABLE */
+  /** One group (by cn, matched as LDAP matches cn) with its members. @throws GROUP_NOT_FOUND (also: ambiguous), DIRECTORY_UNAVAILABLE */
   group(name: string): Promise<GroupDetail>;
 
   /**
-   * Creates a group under the group base with these members (logins).
-   * @throws DIRECTORY_READ_ONLY, GROUP_EXISTS, PERSON_NOT_FOUND, GROUP_NEEDS_MEMBER, BAD_REQUEST (name), DIRECTORY_UNAVAILABLE
+   * Creates a group `cn=<name>` under the group base with these members (logins),
+   * of the configured object class (AD `group`: a global security group with sAMAccountName = name).
+   * A name is 1 to 64 of A-Z a-z 0-9 . _ - starting with a letter or digit (GROUP_NAME).
+   * @throws DIRECTORY_READ_ONLY (management off, or the directory refused the write), GROUP_EXISTS,
+   *   PERSON_NOT_FOUND, GROUP_NEEDS_MEMBER (no members for a groupOfNames/groupOfUniqueNames),
+   *   BAD_REQUEST (name, description, another refusal by the directory), DIRECTORY_UNAVAILABLE
    */
   createGroup(name: string, members: readonly string[], description?: string): Promise<GroupDetail>;
 
   /**
-   * Adds a person (by login) to a group; the result holds the member DNs before and after.
-   * @throws DIRECTORY_READ_ONLY, GROUP_NOT_FOUND, PERSON_NOT_FOUND, DIRECTORY_UNAVAILABLE
+   * Adds a person (by login) to a group with an LDAP modify that adds the one value;
+   * the result holds the member DNs before and after. Adding a member again is
+   * idempotent: nothing is written and before equals after.
+   * @throws DIRECTORY_READ_ONLY, GROUP_NOT_FOUND, PERSON_NOT_FOUND, BAD_REQUEST (refused by the directory), DIRECTORY_UNAVAILABLE
    */
   addMember(group: string, login: string): Promise<MembershipChange>;
 
   /**
-   * Removes a person (by login) from a group.
-   * @throws DIRECTORY_READ_ONLY, GROUP_NOT_FOUND, PERSON_NOT_FOUND (also: not a member), GROUP_NEEDS_MEMBER, DIRECTORY_UNAVAILABLE
+   * Removes a person (by login) from a group with an LDAP modify that deletes the one value.
+   * @throws DIRECTORY_READ_ONLY, GROUP_NOT_FOUND, PERSON_NOT_FOUND (also: not a member),
+   *   GROUP_NEEDS_MEMBER (the last member of a groupOfNames/groupOfUniqueNames), DIRECTORY_UNAVAILABLE
    */
   removeMember(group: string, login: string): Promise<MembershipChange>;
 

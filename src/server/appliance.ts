@@ -15,7 +15,7 @@ import { openDirectory, type Directory } from '../directory/index.ts';
 import { openKeyVault, systemSecretKeys, type KeyVault, type SystemKeys } from '../keys/index.ts';
 import { VellumError, type ComponentStatus, type Principal } from '../kernel/index.ts';
 import { createAlerts, createAppPasswords, createAuthenticator, createCredentialCache, createSecondFactors, createWebSessions, openLockout } from '../identity/index.ts';
-import { openSession, type Session, type SessionParts } from '../session/index.ts';
+import { openGroupAdmin, openSession, type GroupAdminParts, type Session, type SessionParts } from '../session/index.ts';
 import { createVault, openBlobStore, type Vault } from '../vault/index.ts';
 import { createWebHandler } from '../web/index.ts';
 import { loadTlsMaterial } from './tls.ts';
@@ -55,7 +55,7 @@ export async function startAppliance(config: Config, log: Logger): Promise<Appli
     // Keys first: a wrong PIN or a missing token refuses start before anything listens.
     const keys: KeyVault & SystemKeys = await openKeyVault(config.hsm);
     closers.push(() => keys.close());
-    const directory: Directory = await openDirectory(config.ldap);
+    const directory: Directory = await openDirectory({ ...config.ldap, log: (message) => log.info(message) });
     closers.push(() => directory.close());
     const db: Database = await openDatabase(join(config.dataDir, 'db'));
     closers.push(() => db.close());
@@ -91,6 +91,11 @@ export async function startAppliance(config: Config, log: Logger): Promise<Appli
       ...config.auth.webSessions, cacheSeconds: config.auth.cacheSeconds,
       mfa: { requiredFor: config.auth.mfa.requiredFor, administratorGroups },
     });
+    // A person whose groups Vellum changed loses cached sign-ins at once.
+    const groupParts: GroupAdminParts = {
+      directory, audit, administratorGroups,
+      afterMembershipChange: (dn) => authenticator.forget({ dn }),
+    };
 
     const health = async (): Promise<Record<string, ComponentStatus>> => {
       const [hsm, ldap, database] = await Promise.all([keys.status(), directory.status(), db.status()]);
@@ -123,6 +128,7 @@ export async function startAppliance(config: Config, log: Logger): Promise<Appli
       lockout,
       webSessions,
       sessionFor: (principal, origin, reason) => openSession(sessionParts, principal, origin, reason === undefined ? {} : { reason }),
+      groupAdminFor: (principal, origin) => openGroupAdmin(groupParts, principal, origin),
     });
     const route = (req: IncomingMessage, res: ServerResponse) => {
       const url = req.url ?? '/';

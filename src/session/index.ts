@@ -5,3 +5,4 @@
 
 export { openSession, type Session, type OpenFile, type SessionParts, type SessionOptions } from './session.ts';
 export { lingerThenDrop } from './http-body.ts';
+export { openGroupAdmin, type GroupAdmin, type GroupAdminParts, type GroupDirectory, type GroupFacts, type MemberChangeFacts } from './groups.ts';

@@ -17,6 +17,7 @@ import { addAccountRoutes } from './api-accounts.ts';
 import { sendApiError } from './api-errors.ts';
 import { addSessionRoutes, CSRF_HEADER, sessionToken } from './api-session.ts';
 import { addStudyRoutes } from './api-studies.ts';
+import { registerGroupRoutes, type GroupAdminFor } from './api-groups.ts';
 
 export interface ApiOptions {
   readonly realm: string;
@@ -28,6 +29,8 @@ export interface ApiOptions {
   /** App passwords and lockouts (api-accounts.ts); without them those routes are absent. */
   readonly appPasswords?: AppPasswords;
   readonly lockout?: Lockout;
+  /** Directory group administration (/groups routes); absent: no such routes. */
+  readonly groupAdminFor?: GroupAdminFor;
 }
 
 /** Everything under this path is the API's: unknown routes get a JSON 404, not the web app's. */
@@ -119,6 +122,7 @@ export function createApi(options: ApiOptions): RouterMiddleware {
   addSessionRoutes(routes, options.webSessions);
   if (options.appPasswords && options.lockout) addAccountRoutes(routes, { authenticator: options.authenticator, appPasswords: options.appPasswords, lockout: options.lockout });
   addStudyRoutes(routes);
+  if (options.groupAdminFor) registerGroupRoutes(routes, options.groupAdminFor);
 
   function originOf(req: IncomingMessage, protocol: RequestOrigin['protocol']): RequestOrigin {
     return { ip: req.socket.remoteAddress ?? 'unknown', client: String(req.headers['user-agent'] ?? '').slice(0, 256), protocol };

@@ -111,13 +111,25 @@ test('the login is matched as LDAP matches uid (case-insensitively) and reported
   t.is(principal.id, await entryUuidFromLdapsearch('sam'));
 });
 
-const injections = ['sam)(uid=*', '*', 'sam*', '*)(|(uid=*', 'sam)(|(objectClass=*)', 's*m', '(uid=sam)', 'sam\\2a', 'sam\\'];
+const injections = [
+  'sam)(uid=*', '*', 'sam*', 'sa*', '*)(|(uid=*', 'sam)(|(objectClass=*)', 's*m', '(uid=sam)', '(', ')', 'sam\\2a', '\\2a', 'sam\\', 'sam\\00',
+  'uid=sam,ou=people,dc=vellum,dc=test', 'sam,ou=people', `sam${' '.repeat(MAX_LOGIN_LENGTH - 3)}x`, '*'.repeat(MAX_LOGIN_LENGTH),
+];
 for (const login of injections) {
   test(`11.10(d) LDAP filter injection in the login is just a wrong login: ${JSON.stringify(login)} with sam's password is refused`, async (t) => {
     const e = await failure(directory.authenticate(login, PEOPLE.sam.password));
     t.true(isVellumError(e, 'AUTH_FAILED'), String(e));
   });
 }
+
+test('11.10(d) no injected login signs anyone in with any person\'s password (never another person)', async (t) => {
+  for (const login of injections) {
+    for (const person of Object.values(PEOPLE) as Person[]) {
+      const e = await failure(directory.authenticate(login, person.password));
+      t.true(isVellumError(e, 'AUTH_FAILED'), `${JSON.stringify(login.slice(0, 40))} with ${person.login}'s password: ${String(e)}`);
+    }
+  }
+});
 
 test('11.10(d) an empty password is refused before any bind (an empty simple bind would be anonymous)', async (t) => {
   // A listener that counts connections stands in for the directory: if anything

@@ -13,7 +13,7 @@ import { openDirectory, type Directory, type DirectorySettings } from '../../src
 import { errorCatalog, isVellumError } from '../../src/kernel/index.ts';
 import { PEOPLE, personDn } from '../env/people.ts';
 import { sshaHash, startSlapd, type Slapd } from '../env/slapd.ts';
-import { directorySettings, failure } from '../support/directory.ts';
+import { countConnections, directorySettings, eventually, failure } from '../support/directory.ts';
 
 const run = promisify(execFile);
 
@@ -140,3 +140,77 @@ async function ldapmodify(extra: string[], ldif: string): Promise<void> {
   child.child.stdin?.end(ldif);
   await child;
 }
+
+// The pool of service connections, watched through a relay that counts connections.
+
+test.serial('pool: service connections are reused; every password check binds on a connection of its own', async (t) => {
+  const relay = await countConnections(slapd.port);
+  const d = await openDirectory({ ...settings, url: relay.url, poolSize: 2 });
+  try {
+    const id = (await d.authenticate('sam', PEOPLE.sam.password)).id;
+    t.is(relay.opened, 2, 'one service connection and one for the bind as sam');
+    for (let i = 0; i < 5; i++) t.truthy(await d.lookup(id));
+    t.is(relay.opened, 2, 'lookups reuse the pooled service connection');
+    for (let i = 0; i < 3; i++) await d.authenticate('dana', PEOPLE.dana.password);
+    t.is(relay.opened, 5, 'each password check opened its own connection; the service connection was reused');
+    await eventually(() => relay.open === 1); // user-bind connections are closed after use
+  } finally {
+    await d.close();
+    await relay.close();
+  }
+});
+
+test.serial('pool: at most poolSize service connections however many callers; an idle one is closed after poolIdleMs', async (t) => {
+  const relay = await countConnections(slapd.port);
+  const d = await openDirectory({ ...settings, url: relay.url, poolSize: 2, poolIdleMs: 200 });
+  try {
+    const id = (await d.authenticate('mona', PEOPLE.mona.password)).id;
+    const openedBefore = relay.opened;
+    const found = await Promise.all(Array.from({ length: 12 }, () => d.lookup(id)));
+    t.true(found.every((p) => p?.id === id));
+    t.true(relay.opened - openedBefore <= 1, `at most one more service connection (pool of 2): ${relay.opened - openedBefore}`);
+    t.true(relay.open <= 2);
+    await eventually(() => relay.open === 0);
+    t.truthy(await d.lookup(id), 'and a new one is opened when needed');
+  } finally {
+    await d.close();
+    await relay.close();
+  }
+});
+
+test.serial('pool: a dropped connection is discarded, never reused unbound; the next call connects and binds again', async (t) => {
+  const relay = await countConnections(slapd.port);
+  const d = await openDirectory({ ...settings, url: relay.url, poolSize: 1 });
+  try {
+    const id = (await d.authenticate('audrey', PEOPLE.audrey.password)).id;
+    relay.dropAll();
+    await eventually(() => relay.open === 0);
+    const opened = relay.opened;
+    // With an anonymous connection the search would find nobody (anonymous reads nothing here): null.
+    const again = await d.lookup(id);
+    t.is(again?.login, 'audrey');
+    t.is(relay.opened, opened + 1);
+    t.true((await d.status()).ok);
+  } finally {
+    await d.close();
+    await relay.close();
+  }
+});
+
+test.serial('pool: with slapd stopped, pooled connections do not hide the outage (503), and the pool recovers after start', async (t) => {
+  const d = await openDirectory({ ...settings, poolSize: 2 });
+  try {
+    const id = (await d.authenticate('sam', PEOPLE.sam.password)).id;
+    await slapd.stop();
+    try {
+      t.true(isVellumError(await failure(d.lookup(id)), 'DIRECTORY_UNAVAILABLE'));
+      t.true(isVellumError(await failure(d.authenticate('sam', PEOPLE.sam.password)), 'DIRECTORY_UNAVAILABLE'));
+    } finally {
+      await slapd.start();
+    }
+    t.is((await d.lookup(id))?.login, 'sam');
+    t.is((await d.authenticate('sam', PEOPLE.sam.password)).id, id);
+  } finally {
+    await d.close();
+  }
+});

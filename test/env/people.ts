@@ -79,3 +79,44 @@ export function groupMembers(cn: string): string[] {
     .filter((p: Person) => p.groups.includes(cn))
     .map((p: Person) => personDn(p.login));
 }
+
+/** A second service account that may read everything the service account reads, and write nothing. */
+export const READER_DN = `cn=vellum-reader,${BASE_DN}`;
+export const READER_PASSWORD = 'reader-secret-2026';
+
+// The Active Directory-shaped directory (startSlapd({ shape: 'active-directory' })):
+// the same people and passwords, as AD keeps them. Entries are named by cn
+// (the printed name), the login is sAMAccountName (or userPrincipalName
+// login@AD_UPN_SUFFIX), the id is a fixed objectGUID, and each person's
+// direct groups are stored in memberOf. One more group nests two others.
+
+export const AD_UPN_SUFFIX = 'vellum.test';
+
+/** Each person's objectGUID as AD tools print it (the stored bytes are in Microsoft's mixed-endian order). */
+export const AD_OBJECT_GUIDS: Readonly<Record<Login, string>> = Object.freeze({
+  ada: '0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f1',
+  sam: '3f2504e0-4f89-11d3-9a0c-0305e82c3301',
+  dana: 'd4a7a1e2-51c3-4b8e-9f0d-1a2b3c4d5e60',
+  mona: '8c6b2f10-7e5d-4c3b-a291-0f1e2d3c4b5a',
+  audrey: 'a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d',
+  pat: '5e4d3c2b-1a09-4f8e-b7d6-c5b4a3928170',
+  nora: '01234567-89ab-4cde-8f01-23456789abcd',
+});
+
+/** A group holding other groups (not people): its members are members of DEMO-001 by nesting. */
+export const AD_NESTED_GROUP = Object.freeze({
+  cn: 'demo-001-study-team',
+  dn: `cn=demo-001-study-team,${GROUP_BASE}`,
+  memberGroups: Object.freeze(['demo-001-data-managers', 'demo-001-monitors']),
+});
+
+/** DN of a person's entry in the AD-shaped directory (named by cn, as AD names users). */
+export function adPersonDn(login: Login): string {
+  return `cn=${PEOPLE[login].displayName},${USER_BASE}`;
+}
+
+/** The 16 bytes AD stores for a GUID printed as `guid`. */
+export function adGuidBytes(guid: string): Buffer {
+  const b = Buffer.from(guid.replace(/-/g, ''), 'hex');
+  return Buffer.concat([Buffer.from(b.subarray(0, 4)).reverse(), Buffer.from(b.subarray(4, 6)).reverse(), Buffer.from(b.subarray(6, 8)).reverse(), b.subarray(8)]);
+}

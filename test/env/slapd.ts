@@ -14,8 +14,8 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { ensurePackages } from './packages.ts';
 import {
-  BASE_DN, GROUP_BASE, GROUPS, PEOPLE, ROOT_DN, ROOT_PASSWORD, SERVICE_DN, SERVICE_PASSWORD, USER_BASE,
-  groupMembers, personDn, type Person,
+  AD_NESTED_GROUP, AD_OBJECT_GUIDS, AD_UPN_SUFFIX, BASE_DN, GROUP_BASE, GROUPS, PEOPLE, READER_DN, READER_PASSWORD, ROOT_DN, ROOT_PASSWORD,
+  SERVICE_DN, SERVICE_PASSWORD, USER_BASE, adGuidBytes, adPersonDn, groupMembers, personDn, type Login, type Person,
 } from './people.ts';
 
 const run = promisify(execFile);
@@ -43,7 +43,16 @@ export interface SlapdOptions {
   readonly tlsPort?: number;
   /** Receives slapd's output, line by line. */
   readonly log?: (line: string) => void;
+  /**
+   * 'openldap' (default): inetOrgPerson people named uid=LOGIN, groupOfNames groups.
+   * 'active-directory': Debian's msuser.schema (made matchable, see adSchema), `user`
+   * entries named cn=NAME with sAMAccountName, userPrincipalName, a fixed objectGUID
+   * and stored memberOf, `group` groups, and one group of groups (AD_NESTED_GROUP).
+   */
+  readonly shape?: DirectoryShape;
 }
+
+export type DirectoryShape = 'openldap' | 'active-directory';
 
 export interface Slapd {
   /** ldap://127.0.0.1:PORT */
@@ -60,6 +69,12 @@ export interface Slapd {
   readonly servicePassword: string;
   readonly userBase: string;
   readonly groupBase: string;
+  readonly shape: DirectoryShape;
+  /** A read-only service account (reads what the service account reads, writes nothing). */
+  readonly readerDn: string;
+  readonly readerPassword: string;
+  /** DN of a seeded person's entry in this shape. */
+  personDn(login: Login): string;
   /** Path of the slapd.conf (for slapcat -f). */
   readonly conf: string;
   /** Kills slapd and waits until it has exited. */
@@ -104,17 +119,18 @@ export function sshaHash(password: string, salt: Buffer = randomBytes(8)): strin
   return `{SSHA}${Buffer.concat([digest, salt]).toString('base64')}`;
 }
 
-/** One LDIF line; values that are not SAFE-STRINGs (RFC 2849) are base64-encoded. */
-function ldifLine(attribute: string, value: string): string {
+/** One LDIF line; values that are not SAFE-STRINGs (RFC 2849), and bytes, are base64-encoded. */
+function ldifLine(attribute: string, value: string | Buffer): string {
+  if (Buffer.isBuffer(value)) return `${attribute}:: ${value.toString('base64')}`;
   const safe = /^[\x01-\x09\x0b-\x0c\x0e-\x1f\x21-\x39\x3b\x3d-\x7f][\x01-\x09\x0b-\x0c\x0e-\x7f]*$/.test(value) && !value.endsWith(' ');
   return safe ? `${attribute}: ${value}` : `${attribute}:: ${Buffer.from(value, 'utf8').toString('base64')}`;
 }
 
-function ldifEntry(dn: string, attributes: readonly (readonly [string, string])[]): string {
+function ldifEntry(dn: string, attributes: readonly (readonly [string, string | Buffer])[]): string {
   return [ldifLine('dn', dn), ...attributes.map(([a, v]) => ldifLine(a, v))].join('\n') + '\n';
 }
 
-function seedLdif(): string {
+function seedLdif(shape: DirectoryShape): string {
   const entries: string[] = [];
   entries.push(ldifEntry(BASE_DN, [
     ['objectClass', 'dcObject'], ['objectClass', 'organization'], ['o', 'Vellum test directory'], ['dc', 'vellum'],
@@ -124,8 +140,13 @@ function seedLdif(): string {
     ['description', 'Vellum service account: finds people and groups, manages ou=groups'],
     ['userPassword', sshaHash(SERVICE_PASSWORD)],
   ]));
+  entries.push(ldifEntry(READER_DN, [
+    ['objectClass', 'organizationalRole'], ['objectClass', 'simpleSecurityObject'], ['cn', 'vellum-reader'],
+    ['description', 'Reads people and groups; may change nothing'], ['userPassword', sshaHash(READER_PASSWORD)],
+  ]));
   entries.push(ldifEntry(USER_BASE, [['objectClass', 'organizationalUnit'], ['ou', 'people']]));
   entries.push(ldifEntry(GROUP_BASE, [['objectClass', 'organizationalUnit'], ['ou', 'groups']]));
+  if (shape === 'active-directory') return [...entries, ...adEntries()].join('\n');
   for (const p of Object.values(PEOPLE) as Person[]) {
     const [given, ...rest] = p.displayName.split(' ');
     entries.push(ldifEntry(personDn(p.login), [
@@ -145,11 +166,73 @@ function seedLdif(): string {
   return entries.join('\n');
 }
 
-function slapdConf(dir: string, tlsDir: string | undefined): string {
+/** The AD-shaped entries: people as `user`, groups as `group`, memberOf stored (AD keeps only direct groups there). */
+function adEntries(): string[] {
+  const entries: string[] = [];
+  const system = [['instanceType', '4'], ['objectCategory', `cn=Person,cn=Schema,cn=Configuration,${BASE_DN}`]] as const;
+  for (const login of Object.keys(PEOPLE) as Login[]) {
+    const p: Person = PEOPLE[login];
+    const [given, ...rest] = p.displayName.split(' ');
+    entries.push(ldifEntry(adPersonDn(login), [
+      ['objectClass', 'top'], ['objectClass', 'person'], ['objectClass', 'organizationalPerson'], ['objectClass', 'user'],
+      ['cn', p.displayName], ['sn', rest.join(' ') || p.displayName], ['givenName', given ?? p.displayName], ['displayName', p.displayName],
+      ['sAMAccountName', p.login], ['userPrincipalName', `${p.login}@${AD_UPN_SUFFIX}`], ['objectGUID', adGuidBytes(AD_OBJECT_GUIDS[login])],
+      ['mail', p.mail], ['description', p.role], ['userPassword', sshaHash(p.password)], ...system,
+      ...p.groups.map((cn) => ['memberOf', `cn=${cn},${GROUP_BASE}`] as const),
+    ]));
+  }
+  const group = (cn: string, description: string, members: readonly string[]) => ldifEntry(`cn=${cn},${GROUP_BASE}`, [
+    ['objectClass', 'top'], ['objectClass', 'group'], ['cn', cn], ['sAMAccountName', cn], ['groupType', '-2147483646'],
+    ['description', description], ['instanceType', '4'], ['objectCategory', `cn=Group,cn=Schema,cn=Configuration,${BASE_DN}`],
+    ...members.map((m) => ['member', m] as const),
+  ]);
+  for (const [cn, g] of Object.entries(GROUPS)) {
+    const members = (Object.keys(PEOPLE) as Login[]).filter((login) => PEOPLE[login].groups.includes(cn)).map(adPersonDn);
+    entries.push(group(cn, `Bound to the ${g.role} role in the demo`, members));
+  }
+  entries.push(group(AD_NESTED_GROUP.cn, 'Everyone who works on DEMO-001 (groups only)', AD_NESTED_GROUP.memberGroups.map((cn) => `cn=${cn},${GROUP_BASE}`)));
+  return entries;
+}
+
+/**
+ * Debian's msuser.schema, made to behave like AD for what Vellum uses. The file
+ * is informational: it gives no attribute an EQUALITY rule (so slapd can match
+ * nothing on sAMAccountName, objectGUID or memberOf), makes every entry carry
+ * the attributes AD's server fills in itself (instanceType, nTSecurityDescriptor,
+ * objectCategory), and puts sAMAccountName in no class (AD adds it through the
+ * securityPrincipal auxiliary class). Each patch must apply, or the shape is refused.
+ */
+async function adSchema(): Promise<string> {
+  let schema = await readFile(join(SCHEMA_DIR, 'msuser.schema'), 'utf8');
+  const patch = (from: RegExp | string, to: string) => {
+    const next = schema.replace(from, to);
+    if (next === schema) throw new Error(`msuser.schema has changed: cannot patch ${String(from)}`);
+    schema = next;
+  };
+  const matching: Record<string, string> = {
+    sAMAccountName: 'EQUALITY caseIgnoreMatch SUBSTR caseIgnoreSubstringsMatch',
+    userPrincipalName: 'EQUALITY caseIgnoreMatch SUBSTR caseIgnoreSubstringsMatch',
+    objectGUID: 'EQUALITY octetStringMatch',
+    memberOf: 'EQUALITY distinguishedNameMatch',
+    objectCategory: 'EQUALITY distinguishedNameMatch',
+    groupType: 'EQUALITY integerMatch',
+  };
+  for (const [name, rules] of Object.entries(matching)) {
+    patch(new RegExp(`(NAME '${name}'\\s+)SYNTAX`), `$1${rules} SYNTAX`);
+  }
+  patch(/MUST \(objectClass \$ instanceType\s+\$ nTSecurityDescriptor \$ objectCategory \) MAY \(cn \$/, 'MUST (objectClass ) MAY (instanceType $ nTSecurityDescriptor $ objectCategory $ cn $');
+  patch(/(NAME 'user'\s+SUP \( mstop \$ organizationalPerson \) STRUCTURAL\s+MAY \()/, '$1sAMAccountName $ ');
+  patch(/(NAME 'group' SUP mstop STRUCTURAL\s+MUST \(groupType \) MAY \()/, '$1sAMAccountName $ ');
+  return schema;
+}
+
+function slapdConf(dir: string, tlsDir: string | undefined, shape: DirectoryShape): string {
   const q = (s: string) => `"${s.replace(/["\\]/g, '\\$&')}"`;
+  const ad = shape === 'active-directory';
   const lines = [
     '# Written by test/env/slapd.ts on every start; edits are overwritten.',
     ...['core', 'cosine', 'inetorgperson', 'nis'].map((s) => `include ${q(join(SCHEMA_DIR, `${s}.schema`))}`),
+    ...(ad ? [`include ${q(join(dir, 'msuser-ad.schema'))}`] : []),
     `modulepath ${q(MODULE_DIR)}`,
     'moduleload back_mdb',
     `pidfile ${q(join(dir, 'slapd.pid'))}`,
@@ -175,6 +258,7 @@ function slapdConf(dir: string, tlsDir: string | undefined): string {
     'index uid eq',
     'index member eq',
     'index entryUUID eq',
+    ...(ad ? ['index sAMAccountName,userPrincipalName,objectGUID,memberOf eq'] : []),
     `limits dn.exact=${q(SERVICE_DN)} size=unlimited time=unlimited`,
     '',
     '# Access (first match wins; the rootdn bypasses all of it).',
@@ -184,11 +268,13 @@ function slapdConf(dir: string, tlsDir: string | undefined): string {
     '# Groups: the service account manages them (later: group management in the UI).',
     `access to dn.subtree=${q(GROUP_BASE)}`,
     `  by dn.exact=${q(SERVICE_DN)} write`,
+    `  by dn.exact=${q(READER_DN)} read`,
     '  by * none',
     '# Everything else, operational attributes (entryUUID) included: the service account reads;',
     '# a person reads their own entry; anonymous gets nothing.',
     'access to *',
     `  by dn.exact=${q(SERVICE_DN)} read`,
+    `  by dn.exact=${q(READER_DN)} read`,
     '  by self read',
     '  by * none',
     '',
@@ -212,14 +298,14 @@ async function ensureTlsMaterial(tlsDir: string): Promise<void> {
 }
 
 /** Seeds dir/db with slapadd unless it already holds a seeded database. */
-async function ensureSeeded(dir: string, conf: string): Promise<void> {
+async function ensureSeeded(dir: string, conf: string, shape: DirectoryShape): Promise<void> {
   const dbDir = join(dir, 'db');
   if (existsSync(join(dir, SEEDED_MARKER)) && existsSync(join(dbDir, 'data.mdb'))) return;
   // A half-seeded database (no marker) is thrown away and made again.
   await rm(dbDir, { recursive: true, force: true });
   await mkdir(dbDir, { recursive: true, mode: 0o700 });
   const ldif = join(dir, 'seed.ldif');
-  await writeFile(ldif, seedLdif(), { mode: 0o600 });
+  await writeFile(ldif, seedLdif(shape), { mode: 0o600 });
   try {
     await run(join(SBIN, 'slapadd'), ['-q', '-f', conf, '-l', ldif]);
   } catch (e) {
@@ -248,9 +334,11 @@ export async function startSlapd(options: SlapdOptions): Promise<Slapd> {
   const tlsDir = options.tls ? join(dir, 'tls') : undefined;
   if (tlsDir) await ensureTlsMaterial(tlsDir);
   const caPem = tlsDir ? await readFile(join(tlsDir, 'ca.pem'), 'utf8') : undefined;
+  const shape = options.shape ?? 'openldap';
+  if (shape === 'active-directory') await writeFile(join(dir, 'msuser-ad.schema'), await adSchema(), { mode: 0o600 });
   const conf = join(dir, 'slapd.conf');
-  await writeFile(conf, slapdConf(dir, tlsDir), { mode: 0o600 });
-  await ensureSeeded(dir, conf);
+  await writeFile(conf, slapdConf(dir, tlsDir, shape), { mode: 0o600 });
+  await ensureSeeded(dir, conf, shape);
 
   const url = `ldap://127.0.0.1:${port}`;
   const ldapsUrl = tlsPort === undefined ? undefined : `ldaps://127.0.0.1:${tlsPort}`;
@@ -351,6 +439,10 @@ export async function startSlapd(options: SlapdOptions): Promise<Slapd> {
     servicePassword: SERVICE_PASSWORD,
     userBase: USER_BASE,
     groupBase: GROUP_BASE,
+    shape,
+    readerDn: READER_DN,
+    readerPassword: READER_PASSWORD,
+    personDn: shape === 'active-directory' ? adPersonDn : personDn,
     stop, start, close,
   };
 }

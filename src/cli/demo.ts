@@ -104,9 +104,10 @@ async function writeDemoConfig(
       bindPassword: { file: 'secrets/ldap-bind-password' },
       userBase: env.ldap.userBase,
       groupBase: env.ldap.groupBase,
-      loginAttribute: 'uid',
-      idAttribute: 'entryUUID',
+      preset: 'openldap',
       displayNameAttribute: 'cn',
+      // The demo's service account may write ou=groups: Administrators manage groups through the API.
+      groupManagement: true,
     },
     hsm: { library: env.hsm.library, tokenLabel: env.hsm.tokenLabel, pin: { file: 'secrets/hsm-pin' } },
     access: { administratorGroups: [ports.administratorGroup] },

@@ -3,6 +3,6 @@
 // and failures, so every front end gets the same checks and the same audit
 // entries. Who the person is was settled before, by identity/.
 
-export { openSession, type Session, type OpenFile, type SessionParts, type SessionOptions } from './session.ts';
+export { openSession, type Session, type OpenFile, type SessionParts, type SessionOptions, type StudyOverview } from './session.ts';
 export { lingerThenDrop } from './http-body.ts';
 export { openGroupAdmin, type GroupAdmin, type GroupAdminParts, type GroupDirectory, type GroupFacts, type MemberChangeFacts } from './groups.ts';

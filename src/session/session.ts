@@ -54,6 +54,12 @@ export interface Session {
   readonly principal: Principal;
   /** Studies where the person holds a role and may see the study folder. */
   listStudies(): Promise<StudyRecord[]>;
+  /**
+   * The studies this person sees or administers, with their roles there: for
+   * the API and the UI. Administrators see every study (its id and title, not
+   * its content), so they can manage studies they hold no role in.
+   */
+  studiesOverview(): Promise<StudyOverview[]>;
   /** A file or folder the person may read or pass through. @throws NOT_FOUND, FORBIDDEN */
   stat(path: VaultPath): Promise<NodeRecord>;
   /** A folder's members the person may read or pass through (the others are left out). @throws NOT_FOUND, NOT_A_FOLDER, FORBIDDEN */
@@ -160,6 +166,16 @@ export interface Session {
   scrubStatus(): Promise<ScrubStatus | null>;
   /** Administrators: re-verify every blob in the background. @throws JOB_RUNNING */
   startScrub(): Promise<ScrubStatus>;
+}
+
+export interface StudyOverview {
+  readonly id: string;
+  readonly title: string;
+  readonly createdAt: string;
+  /** The person's roles in the study ([] for an Administrator without one). */
+  readonly roles: readonly string[];
+  /** Whether the person may change the study's settings (bindings, rules, keys). */
+  readonly administer: boolean;
 }
 
 export interface SessionParts {
@@ -395,6 +411,18 @@ export function openSession(parts: SessionParts, principal: Principal, origin: R
     async listStudies() {
       const all = await vault.listStudies();
       return all.filter((study) => visible(study, []));
+    },
+
+    async studiesOverview() {
+      const administrator = options.system || decideSystem(principal, parts.administratorGroups).allowed;
+      return (await vault.listStudies()).flatMap((study) => {
+        const here = permissionsAt(principal, study, []);
+        if (!administrator && !visible(study, [])) return [];
+        return [{
+          id: study.id, title: study.title, createdAt: study.createdAt, roles: here.roles,
+          administer: administrator || here.actions.includes('administer'),
+        }];
+      });
     },
 
     async stat(path) {

@@ -141,7 +141,7 @@ export function createApi(options: ApiOptions): RouterMiddleware {
     return { principal: await options.authenticator.authenticateBasic(req.headers.authorization, origin), origin };
   }
 
-  get('/studies', async ({ session }) => json((await session.listStudies()).map(({ id, title, createdAt }) => ({ id, title, createdAt }))));
+  get('/studies', async ({ session }) => json(await session.studiesOverview()));
 
   get('/studies/:study/nodes', async ({ session, params, query }) => json(await session.nodeAt(pathInStudy(studyOf(params), query))));
 

@@ -11,7 +11,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { BASE_DN, GROUPS, PEOPLE, personDn, type Person } from './people.ts';
+import { BASE_DN, GROUPS, PEOPLE, READER_PASSWORD, personDn, type Person } from './people.ts';
 import { sshaHash, startSlapd, type Slapd } from './slapd.ts';
 
 const run = promisify(execFile);
@@ -64,7 +64,7 @@ const as = (login: keyof typeof PEOPLE): [string, string] => [personDn(login), P
 test('invariant 7: userPassword is stored as a salted SHA-1 ({SSHA}), never in plaintext, in slapcat and in the database file', async (t) => {
   const { stdout } = await run('/usr/sbin/slapcat', ['-f', shared.conf, '-o', 'ldif-wrap=no']);
   const stored = [...stdout.matchAll(/^userPassword:: (\S+)$/gm)].map((m) => Buffer.from(m[1]!, 'base64').toString('utf8'));
-  t.is(stored.length, Object.keys(PEOPLE).length + 1, 'every person and the service account have one');
+  t.is(stored.length, Object.keys(PEOPLE).length + 2, 'every person, the service account and the read-only account have one');
   for (const value of stored) t.regex(value, /^\{SSHA\}[A-Za-z0-9+/]+=*$/);
   t.false(/^userPassword: /m.test(stdout), 'no userPassword in clear LDIF form');
   const database = await readFile(join(sharedDir, 'db', 'data.mdb'));
@@ -73,6 +73,7 @@ test('invariant 7: userPassword is stored as a salted SHA-1 ({SSHA}), never in p
     t.is(database.indexOf(Buffer.from(p.password, 'utf8')), -1, `${p.login}'s password is not in data.mdb`);
   }
   t.is(database.indexOf(Buffer.from(shared.servicePassword)), -1);
+  t.is(database.indexOf(Buffer.from(READER_PASSWORD)), -1);
   t.false((await readFile(shared.conf, 'utf8')).includes(shared.rootPassword), 'rootpw is hashed in slapd.conf too');
 });
 

@@ -52,15 +52,20 @@ test.serial('11.10(d) the API needs credentials: none -> 401 with a Basic challe
   isError(t, malformed, 401, 'AUTH_FAILED', /not valid HTTP Basic/);
 });
 
-test.serial('GET /studies lists only the studies the person holds a role in', async (t) => {
+test.serial('GET /studies lists the studies the person holds a role in, with the roles; Administrators see every study to manage it', async (t) => {
   const sam = await api(running, '/studies');
   t.is(sam.status, 200);
   t.is(sam.headers['cache-control'], 'no-store');
   t.deepEqual(sam.json.map((study: { id: string }) => study.id), [STUDY]);
-  t.deepEqual(Object.keys(sam.json[0]).sort(), ['createdAt', 'id', 'title']);
+  t.like(sam.json[0], { id: STUDY, roles: ['Sponsor'], administer: false });
+  t.deepEqual(Object.keys(sam.json[0]).sort(), ['administer', 'createdAt', 'id', 'roles', 'title']);
   const nora = await api(running, '/studies', { user: 'nora' });
   t.is(nora.status, 200);
   t.deepEqual(nora.json, []);
+  // ada holds no role in the study: she may administer it, and still reads nothing in it.
+  const ada = await api(running, '/studies', { user: 'ada' });
+  t.deepEqual(ada.json.map((study: { id: string; roles: string[]; administer: boolean }) => [study.id, study.roles, study.administer]), [[STUDY, [], true]]);
+  t.is((await send(running, `/dav/${STUDY}/`, { method: 'PROPFIND', user: PEOPLE.ada, headers: { Depth: '0' } })).status, 404);
 });
 
 test.serial('11.10(e) versions: two uploads over WebDAV, both listed and both downloadable with their digests', async (t) => {

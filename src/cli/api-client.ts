@@ -3,6 +3,13 @@
 // and `vellum scrub` ask it over HTTP(S) like any other client, signed in as a
 // person (HTTP Basic), and the server decides what that person may do.
 //
+// People who must use a second factor (Administrators, by default) may not use
+// their directory password over Basic (APP_PASSWORD_REQUIRED). With an app
+// password in its place Basic works as before; with the directory password the
+// client signs in the way the web UI does instead: a web session, a code from
+// the authenticator app (VELLUM_TOTP_CODE, or asked for on the terminal), and
+// on a terminal a first enrolment if there is none yet. It signs out at close().
+//
 // Where the appliance is: --url (and --ca for a certificate the system does
 // not trust), or --config: the loopback plain-HTTP listener when configured,
 // else the HTTPS listener, verified against the appliance's own certificate
@@ -50,6 +57,15 @@ const LOOPBACK = (host: string) => host === 'localhost' || host === '::1' || /^1
 export interface ApiClient {
   /** The JSON answer of a 2xx; anything else throws CommandFailure with the server's message and code. */
   call<T>(method: 'GET' | 'POST', path: string, options?: { reason?: string }): Promise<T>;
+  /** Signs out of the web session the client may have opened. Never throws. */
+  close(): Promise<void>;
+}
+
+type Method = 'GET' | 'POST' | 'DELETE';
+
+interface WebSessionView {
+  readonly state: 'complete' | 'second-factor' | 'enrolment';
+  readonly csrfToken: string;
 }
 
 export async function connect(flags: ParsedFlags): Promise<ApiClient> {
@@ -57,24 +73,88 @@ export async function connect(flags: ParsedFlags): Promise<ApiClient> {
   if (typeof flags.user !== 'string' || flags.user === '') throw new UsageError('--user LOGIN is needed: the server decides what you may do.');
   const login = flags.user;
   const password = await passwordFor(login, flags);
-  const authorization = `Basic ${Buffer.from(`${login}:${password}`, 'utf8').toString('base64')}`;
+  let credentials: Record<string, string> = { Authorization: `Basic ${Buffer.from(`${login}:${password}`, 'utf8').toString('base64')}` };
+  let inWebSession = false;
+
+  /** One request; a 2xx answers its JSON (null for 204), anything else throws with the server's message and code. */
+  async function exchange<T>(method: Method, path: string, options: { reason?: string; json?: unknown } = {}): Promise<{ body: T; setCookie: string[] }> {
+    const headers: Record<string, string> = { ...credentials, Accept: 'application/json', 'User-Agent': 'vellum-cli' };
+    if (options.reason !== undefined) headers['X-Change-Reason'] = encodeURIComponent(options.reason);
+    const payload = options.json === undefined ? undefined : JSON.stringify(options.json);
+    if (payload !== undefined) headers['Content-Type'] = 'application/json';
+    const reply = await send(target, method, `${API_V1}${path}`, headers, payload);
+    if (reply.status === 204) return { body: null as T, setCookie: reply.setCookie };
+    let body: unknown;
+    try {
+      body = JSON.parse(reply.text);
+    } catch {
+      throw new CommandFailure(`${target.base.origin} answered ${reply.status} without JSON; is that a Vellum appliance?`);
+    }
+    if (reply.status >= 200 && reply.status < 300) return { body: body as T, setCookie: reply.setCookie };
+    const error = (body as { error?: { code?: unknown; message?: unknown } }).error;
+    const message = typeof error?.message === 'string' ? error.message : `The server answered ${reply.status}.`;
+    throw new CommandFailure(message, typeof error?.code === 'string' ? error.code : undefined);
+  }
+
+  /** Signs in as the web UI does: password, then a second factor (enrolling first on a terminal if need be). */
+  async function openWebSession(): Promise<void> {
+    credentials = {};
+    const started = await exchange<WebSessionView>('POST', '/session', { json: { login, password } });
+    const cookie = started.setCookie.map((header) => header.split(';', 1)[0]!).find((pair) => /^[^=]+=.+/.test(pair));
+    if (cookie === undefined) throw new CommandFailure('The appliance opened no web session (no cookie in its answer).');
+    credentials = { Cookie: cookie, 'X-CSRF-Token': started.body.csrfToken };
+    inWebSession = true;
+    if (started.body.state === 'enrolment') await enrol();
+    else if (started.body.state === 'second-factor') {
+      const code = await secondFactorCode('Code from your authenticator app (or a recovery code): ');
+      await exchange('POST', '/session/second-factor', { json: /^\d{6,8}$/.test(code) ? { code } : { recoveryCode: code } });
+    }
+  }
+
+  async function enrol(): Promise<void> {
+    if (!process.stdin.isTTY) {
+      throw new CommandFailure(`${login} must set up a second factor before signing in here: run this command once on a terminal (or enrol in the web UI), or use an app password.`, 'MFA_REQUIRED');
+    }
+    const enrolment = await exchange<{ uri: string; secret: string }>('POST', '/session/enrolment');
+    process.stderr.write(`${login} has no second factor yet. Add this key to your authenticator app:\n  ${enrolment.body.secret}\n  (${enrolment.body.uri})\n`);
+    const code = await secondFactorCode('Then type the code it shows: ');
+    const confirmed = await exchange<{ recoveryCodes: string[] }>('POST', '/session/enrolment/confirm', { json: { code } });
+    process.stderr.write(`Recovery codes (each works once in place of a code; keep them safe, they are not shown again):\n${confirmed.body.recoveryCodes.map((c) => `  ${c}`).join('\n')}\n`);
+  }
+
+  async function secondFactorCode(prompt: string): Promise<string> {
+    const fromEnv = process.env.VELLUM_TOTP_CODE;
+    if (fromEnv !== undefined && fromEnv !== '') return fromEnv.trim();
+    if (!process.stdin.isTTY) throw new CommandFailure(`${login} signs in with a second factor: set VELLUM_TOTP_CODE, run this on a terminal, or use an app password.`, 'MFA_REQUIRED');
+    return (await askHidden(prompt)).trim();
+  }
+
   return {
-    async call(method, path, options = {}) {
-      const headers: Record<string, string> = { Authorization: authorization, Accept: 'application/json', 'User-Agent': 'vellum-cli' };
-      if (options.reason !== undefined) headers['X-Change-Reason'] = encodeURIComponent(options.reason);
-      const reply = await send(target, method, `${API_V1}${path}`, headers);
-      let body: unknown;
+    async call<T>(method: 'GET' | 'POST', path: string, options: { reason?: string } = {}): Promise<T> {
       try {
-        body = JSON.parse(reply.text);
-      } catch {
-        throw new CommandFailure(`${target.base.origin} answered ${reply.status} without JSON; is that a Vellum appliance?`);
+        return (await exchange<T>(method, path, options)).body;
+      } catch (e) {
+        if (inWebSession || !(e instanceof CommandFailure) || e.code !== 'APP_PASSWORD_REQUIRED') throw e;
+        await openWebSession();
+        return (await exchange<T>(method, path, options)).body;
       }
-      if (reply.status >= 200 && reply.status < 300) return body as never;
-      const error = (body as { error?: { code?: unknown; message?: unknown } }).error;
-      const message = typeof error?.message === 'string' ? error.message : `The server answered ${reply.status}.`;
-      throw new CommandFailure(message, typeof error?.code === 'string' ? error.code : undefined);
+    },
+    async close() {
+      if (!inWebSession) return;
+      inWebSession = false;
+      await exchange('DELETE', '/session').catch(() => undefined);
     },
   };
+}
+
+/** Connects, runs work with the client, and signs out of any web session it opened, also when work fails. */
+export async function withClient<T>(flags: ParsedFlags, work: (client: ApiClient) => Promise<T>): Promise<T> {
+  const client = await connect(flags);
+  try {
+    return await work(client);
+  } finally {
+    await client.close();
+  }
 }
 
 function targetOf(flags: ParsedFlags): Target {
@@ -150,11 +230,11 @@ async function passwordFor(login: string, flags: ParsedFlags): Promise<string> {
   if (!process.stdin.isTTY) {
     throw new CommandFailure('No password: set VELLUM_PASSWORD, give --password-file FILE, or run this on a terminal to be asked for it.');
   }
-  return askPassword(`Password for ${login}: `);
+  return askHidden(`Password for ${login}: `);
 }
 
 /** Reads a line from the terminal without echoing it. */
-function askPassword(prompt: string): Promise<string> {
+function askHidden(prompt: string): Promise<string> {
   const input = process.stdin;
   process.stderr.write(prompt);
   input.setRawMode(true);
@@ -177,7 +257,7 @@ function askPassword(prompt: string): Promise<string> {
         }
         if (char === '\u0003' || char === '\u0004') {
           stop();
-          reject(new CommandFailure('No password given.'));
+          reject(new CommandFailure('Nothing given.'));
           return;
         }
         if (char === '\u007f' || char === '\b') value = [...value].slice(0, -1).join('');
@@ -188,7 +268,7 @@ function askPassword(prompt: string): Promise<string> {
   });
 }
 
-function send(target: Target, method: string, path: string, headers: Record<string, string>): Promise<{ status: number; text: string }> {
+function send(target: Target, method: string, path: string, headers: Record<string, string>, body?: string): Promise<{ status: number; text: string; setCookie: string[] }> {
   const { base } = target;
   const options = {
     method, headers, timeout: REQUEST_TIMEOUT_MS,
@@ -199,7 +279,7 @@ function send(target: Target, method: string, path: string, headers: Record<stri
     const onResponse = (res: IncomingMessage) => {
       const chunks: Buffer[] = [];
       res.on('data', (chunk: Buffer) => chunks.push(chunk));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8'), setCookie: res.headers['set-cookie'] ?? [] }));
       res.on('error', reject);
     };
     const req = base.protocol === 'https:'
@@ -211,6 +291,6 @@ function send(target: Target, method: string, path: string, headers: Record<stri
       : httpRequest(options, onResponse);
     req.on('timeout', () => req.destroy(new Error(`no answer within ${REQUEST_TIMEOUT_MS / 1000} s`)));
     req.on('error', (e: Error) => reject(new CommandFailure(`Cannot reach the appliance at ${base.origin}: ${e.message}.`)));
-    req.end();
+    req.end(body);
   });
 }

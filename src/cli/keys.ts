@@ -3,7 +3,7 @@
 // through the running appliance's REST API (Administrators only).
 
 import { UsageError, type ParsedFlags } from './args.ts';
-import { CONNECTION_FLAGS, CONNECTION_HELP, connect } from './api-client.ts';
+import { CONNECTION_FLAGS, CONNECTION_HELP, withClient } from './api-client.ts';
 import { CommandFailure, type CommandGroup } from './command.ts';
 import { elapsed, follow, progressBar } from './progress.ts';
 import type { KeyStatus, RotationStatus } from '../server/index.ts';
@@ -46,8 +46,7 @@ export const keysCommands: CommandGroup = {
       details: `${CONNECTION_HELP}\n\nExample: VELLUM_PASSWORD=... vellum keys status --study DEMO-001 --config /etc/vellum/vellum.json --user ada`,
       async run(flags) {
         const study = studyOf(flags);
-        const client = await connect(flags);
-        const status = await client.call<KeyStatus>('GET', keysPath(study));
+        const status = await withClient(flags, (client) => client.call<KeyStatus>('GET', keysPath(study)));
         console.log(flags.json ? JSON.stringify(status, null, 2) : describeKeys(status));
         return 0;
       },
@@ -69,9 +68,8 @@ export const keysCommands: CommandGroup = {
         '',
         'Example: vellum keys rotate --study DEMO-001 --config /etc/vellum/vellum.json --user ada --reason "Annual rotation"',
       ].join('\n'),
-      async run(flags) {
+      run: (flags) => withClient(flags, async (client) => {
         const study = studyOf(flags);
-        const client = await connect(flags);
         const reason = typeof flags.reason === 'string' ? flags.reason : undefined;
         const started = await client.call<RotationStatus>('POST', `${keysPath(study)}/rotate`, { reason });
         console.log(`Key rotation of study ${study} started: v${started.fromVersion} -> v${started.toVersion}, ${started.blobsTotal} data keys to re-wrap.`);
@@ -96,7 +94,7 @@ export const keysCommands: CommandGroup = {
         const rotation = final.rotation?.toVersion === started.toVersion ? final.rotation : null;
         if (rotation?.state === 'failed') throw new CommandFailure(`The rotation to v${started.toVersion} failed: ${rotation.error ?? 'no detail'}. A new rotation re-wraps what is left.`);
         return 0;
-      },
+      }),
     },
   ],
 };

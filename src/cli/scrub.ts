@@ -3,7 +3,7 @@
 // progress bar and report what is damaged. Exit status 0 when all is intact,
 // 3 when damage was found, 1 when the scrub could not run.
 
-import { CONNECTION_FLAGS, CONNECTION_HELP, connect, type ApiClient } from './api-client.ts';
+import { CONNECTION_FLAGS, CONNECTION_HELP, withClient, type ApiClient } from './api-client.ts';
 import { CommandFailure, type Command } from './command.ts';
 import { elapsed, follow, formatBytes, progressBar } from './progress.ts';
 import type { ScrubStatus } from '../server/index.ts';
@@ -65,8 +65,7 @@ export const scrubCommand: Command = {
     '',
     'Example: vellum scrub --config /etc/vellum/vellum.json --user ada',
   ].join('\n'),
-  async run(flags) {
-    const client = await connect(flags);
+  run: (flags) => withClient(flags, async (client) => {
     const started = await startOrAttach(client, typeof flags.reason === 'string' ? flags.reason : undefined);
     const final = await follow(
       () => current(client),
@@ -82,5 +81,5 @@ export const scrubCommand: Command = {
     console.log(report(final));
     if (final.damaged.length > 0) return EXIT_DAMAGE_FOUND;
     return final.state === 'done' ? 0 : 1;
-  },
+  }),
 };

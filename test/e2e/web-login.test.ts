@@ -1,16 +1,16 @@
 // Web UI sign-in end to end over HTTPS against the running appliance (real
 // slapd, SoftHSM2, LevelDB): the password step, TOTP enrolment with the QR
-// code decoded by zbarimg, codes computed here from the secret (this file's
-// own RFC 6238, not the code under test), recovery codes, CSRF, sign-out,
-// revocation by an Administrator, and the idle timeout.
+// code decoded by zbarimg, codes computed from the secret by the tests' own
+// RFC 6238 (test/support/totp.ts, not the code under test), recovery codes,
+// CSRF, sign-out, revocation by an Administrator, and the idle timeout.
 
 import test from 'ava';
-import { createHmac } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { AuditEntry } from '../../src/audit/index.ts';
 import { PEOPLE } from '../env/index.ts';
 import { run, send, startRunning, STUDY, type Reply, type Running } from '../support/appliance.ts';
+import { totp } from '../support/totp.ts';
 
 let running: Running;
 const others: Running[] = [];
@@ -23,19 +23,6 @@ test.after.always(async () => {
   await running?.close();
   for (const other of others) await other.close();
 });
-
-/** RFC 6238 with HMAC-SHA-1, 6 digits, 30 s: written out here so the test does not trust the code it tests. */
-function totp(base32Secret: string, timeMs: number, stepOffset = 0): string {
-  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
-  let bits = '';
-  for (const char of base32Secret.replace(/=+$/, '')) bits += alphabet.indexOf(char).toString(2).padStart(5, '0');
-  const key = Buffer.from(bits.match(/.{8}/g)!.map((byte) => parseInt(byte, 2)));
-  const counter = Buffer.alloc(8);
-  counter.writeBigUInt64BE(BigInt(Math.floor(timeMs / 30_000) + stepOffset));
-  const mac = createHmac('sha1', key).update(counter).digest();
-  const offset = mac[19]! & 0xf;
-  return String((mac.readUInt32BE(offset) & 0x7fffffff) % 1_000_000).padStart(6, '0');
-}
 
 interface Browser {
   cookie: string | null;

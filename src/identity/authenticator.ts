@@ -7,6 +7,7 @@
 
 import type { AuditTrail } from '../audit/index.ts';
 import { isVellumError, VellumError, type Principal, type RequestOrigin } from '../kernel/index.ts';
+import { originFields } from './administrators.ts';
 import type { Alerts } from './alerts.ts';
 import type { AppPasswords } from './app-passwords.ts';
 import { parseBasicAuth } from './basic-auth.ts';
@@ -71,7 +72,7 @@ export function createAuthenticator(options: AuthenticatorOptions): Authenticato
   const { directory, audit, cache, lockout, alerts, appPasswords } = options;
   const viaAppPassword = new WeakMap<Principal, string>();
 
-  const where = (origin: RequestOrigin) => ({ ip: origin.ip, client: origin.client, protocol: origin.protocol });
+  const where = originFields;
   // The login name is recorded as typed; there is no verified identity to attach.
   const typed = (login: string) => ({ path: `login:${login.slice(0, MAX_LOGGED_LOGIN)}` });
 
@@ -154,7 +155,7 @@ export function createAuthenticator(options: AuthenticatorOptions): Authenticato
     const hit = cache.find(login, password);
     if (hit !== undefined) {
       if (hit.appPasswordId !== undefined) appPasswords.touch(hit.appPasswordId);
-      else if (basic && !(await directoryPasswordAllowed(hit.principal))) return refuseDirectoryPassword(hit.principal);
+      else if (basic && !hit.basicAllowed) return refuseDirectoryPassword(hit.principal);
       return hit.principal;
     }
     if (basic && appPasswords.isAppPassword(password)) return signInWithAppPassword(login, password, origin);
@@ -166,10 +167,11 @@ export function createAuthenticator(options: AuthenticatorOptions): Authenticato
       return failed(e, login, origin);
     }
     lockout.recordSuccess(login);
+    const basicAllowed = await directoryPasswordAllowed(principal);
     // A right password, but not accepted here: not counted (it is not a guess), but refused.
-    if (basic && !(await directoryPasswordAllowed(principal))) return refuseDirectoryPassword(principal);
+    if (basic && !basicAllowed) return refuseDirectoryPassword(principal);
     await audit.record({ action: 'auth.login', outcome: 'success', actor: principal, ...where(origin) });
-    cache.remember(login, password, { principal });
+    cache.remember(login, password, { principal, basicAllowed });
     return principal;
   }
 

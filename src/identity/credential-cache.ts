@@ -12,6 +12,11 @@ export interface CachedSignIn {
   readonly principal: Principal;
   /** The app password used, when the sign-in was with one (revoking it drops the entry). */
   readonly appPasswordId?: string;
+  /**
+   * For a directory password: whether the policy accepts it over HTTP Basic,
+   * decided when the entry was made (an enrolment forgets the person's entries).
+   */
+  readonly basicAllowed?: boolean;
 }
 
 export interface CredentialCache {

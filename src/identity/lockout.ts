@@ -9,7 +9,7 @@
 import type { AuditTrail } from '../audit/index.ts';
 import type { Database, Section } from '../db/index.ts';
 import { systemClock, VellumError, type Clock, type Principal, type RequestOrigin } from '../kernel/index.ts';
-import { actorFields, requireAdministrator } from './administrators.ts';
+import { actorFields, originFields, requireAdministrator } from './administrators.ts';
 import { normaliseLogin } from './credential-cache.ts';
 
 export interface LockoutSettings {
@@ -137,7 +137,7 @@ export async function openLockout(options: LockoutOptions): Promise<Lockout> {
     locks.set(key, record);
     failures.delete(key);
     await audit.record({
-      action: 'auth.lockout', outcome: 'success', actor: null, ip: origin.ip, client: origin.client, protocol: origin.protocol,
+      action: 'auth.lockout', outcome: 'success', actor: null, ...originFields(origin),
       object: { path: `${kind === 'account' ? 'login' : 'source'}:${record.key}` }, newValue: record,
       detail: `${counted} failed sign-ins within ${settings.windowSeconds} s.`,
     }, [section.put(key, record)]);

@@ -1,6 +1,7 @@
 // Who must use a second factor in the web UI (and so, by policy, an app
 // password rather than the directory password for WebDAV and the API).
 
+import { isAdministrator } from '../access/index.ts';
 import type { Principal } from '../kernel/index.ts';
 
 export interface MfaPolicy {
@@ -9,8 +10,6 @@ export interface MfaPolicy {
   /** Directory groups whose members are system Administrators. */
   readonly administratorGroups: readonly string[];
 }
-
-const sameDn = (a: string, b: string) => a.toLowerCase() === b.toLowerCase();
 
 /**
  * Whether the person must pass a second factor. Someone who enrolled of their
@@ -25,6 +24,6 @@ export function mfaRequired(principal: Principal, policy: MfaPolicy, person: { r
     case 'nobody':
       return false;
     case 'administrators':
-      return principal.groups.some((group) => policy.administratorGroups.some((admin) => sameDn(group, admin)));
+      return isAdministrator(principal, policy.administratorGroups);
   }
 }

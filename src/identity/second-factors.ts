@@ -14,6 +14,7 @@ import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import type { AuditTrail } from '../audit/index.ts';
 import type { Database, Section, WriteOp } from '../db/index.ts';
 import { VellumError, type Clock, type Principal, type RequestOrigin, systemClock } from '../kernel/index.ts';
+import { originFields } from './administrators.ts';
 import { newRecoveryCodes, recoveryCodeHash } from './recovery-codes.ts';
 import { newTotpSecret, otpauthUri, verifyTotp, base32Encode } from './totp.ts';
 
@@ -129,7 +130,7 @@ export function createSecondFactors(db: Database, audit: AuditTrail, keys: Secre
     }
   };
 
-  const where = (origin: RequestOrigin) => ({ ip: origin.ip, client: origin.client, protocol: origin.protocol });
+  const where = originFields;
   const load = async (personId: string) => (await records.get(personId)) ?? empty;
 
   return {

@@ -14,10 +14,10 @@
 // Every step, refusal, expiry and revocation is audited.
 
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { decideSystem } from '../access/index.ts';
 import type { AuditTrail } from '../audit/index.ts';
 import type { Database, Section, WriteOp } from '../db/index.ts';
 import { VellumError, systemClock, type Clock, type Principal, type RequestOrigin } from '../kernel/index.ts';
+import { originFields, requireAdministrator } from './administrators.ts';
 import type { Authenticator } from './authenticator.ts';
 import { mfaRequired, type MfaPolicy } from './mfa-policy.ts';
 import { qrSvg } from './qr.ts';
@@ -158,7 +158,7 @@ export function createWebSessions(parts: WebSessionParts, settings: WebSessionSe
   const absoluteMs = settings.absoluteHours * 3_600_000;
   const touchMs = Math.min(TOUCH_MS, idleMs / 20);
   const now = () => clock.now().getTime();
-  const where = (origin: RequestOrigin) => ({ ip: origin.ip, client: origin.client, protocol: origin.protocol });
+  const where = originFields;
 
   const put = (hash: string, session: StoredSession): WriteOp[] => [store.put(sessionKey(hash), session), store.put(personKey(session.principal.id, hash), true)];
   const del = (hash: string, session: StoredSession): WriteOp[] => [store.del(sessionKey(hash)), store.del(personKey(session.principal.id, hash))];
@@ -281,6 +281,8 @@ export function createWebSessions(parts: WebSessionParts, settings: WebSessionSe
       const complete: StoredSession = { ...session, state: 'complete', lastSeenAt: now(), failedCodes: 0 };
       const recoveryCodes = await secondFactors.confirm(session.principal, code, origin, put(hash, complete));
       if (recoveryCodes === null) return wrongCode(hash, session, 'enrolment confirmation code', origin);
+      // Cached sign-ins decided the directory-password policy before the enrolment.
+      authenticator.forget({ id: session.principal.id });
       return { recoveryCodes, session: await viewOf(complete) };
     },
 
@@ -318,19 +320,15 @@ export function createWebSessions(parts: WebSessionParts, settings: WebSessionSe
     },
 
     async revokePerson(personId, administrator, origin) {
-      const decision = decideSystem(administrator, settings.mfa.administratorGroups);
       const object = { path: `person:${personId.slice(0, 256)}` };
-      if (!decision.allowed) {
-        await audit.record({ action: 'auth.session.revoke', outcome: 'denied', actor: administrator, roles: decision.roles, ...where(origin), object, detail: `FORBIDDEN: ${decision.reason}` });
-        throw new VellumError('FORBIDDEN', decision.reason);
-      }
+      const roles = await requireAdministrator(audit, settings.mfa.administratorGroups, administrator, origin, 'auth.session.revoke', object);
       const ops: WriteOp[] = [];
       for await (const [key] of store.withPrefix(personPrefix(personId))) {
         const hash = key.slice(personPrefix(personId).length);
         ops.push(store.del(key), store.del(sessionKey(hash)));
       }
       const revoked = ops.length / 2;
-      await audit.record({ action: 'auth.session.revoke', outcome: 'success', actor: administrator, roles: decision.roles, ...where(origin), object, newValue: { sessionsEnded: revoked } }, ops);
+      await audit.record({ action: 'auth.session.revoke', outcome: 'success', actor: administrator, roles, ...where(origin), object, newValue: { sessionsEnded: revoked } }, ops);
       authenticator.forget({ id: personId });
       return revoked;
     },

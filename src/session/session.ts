@@ -37,9 +37,10 @@ export interface PathPermissions {
   readonly passThrough: boolean;
 }
 
-/** What createStudy takes: bindings and rules are checked (BAD_REQUEST); rules default to the template. */
-export interface StudyInput extends Omit<NewStudy, 'accessRules'> {
-  readonly accessRules?: AccessRules;
+/** What createStudy takes: bindings and rules may be untrusted JSON, checked here (BAD_REQUEST); rules default to the template. */
+export interface StudyInput extends Omit<NewStudy, 'bindings' | 'accessRules'> {
+  readonly bindings: unknown;
+  readonly accessRules?: unknown;
 }
 
 /**
@@ -147,11 +148,11 @@ export interface Session {
   /** The study's role bindings: for those who may administer it (Administrators, or a role granted administer). */
   bindings(study: string): Promise<readonly Binding[]>;
   /** Replaces the role bindings (audited `study.bindings`, old and new). @throws NOT_FOUND, FORBIDDEN, BAD_REQUEST */
-  setBindings(study: string, bindings: readonly Binding[]): Promise<StudyRecord>;
+  setBindings(study: string, bindings: unknown): Promise<StudyRecord>;
   /** The rules in force (the template for a study that has none stored): for those who may administer the study. */
   accessRules(study: string): Promise<AccessRules<string>>;
   /** Replaces the access rules (audited `study.access-rules`, old and new). @throws NOT_FOUND, FORBIDDEN, BAD_REQUEST, PATH_INVALID */
-  setAccessRules(study: string, rules: AccessRules): Promise<StudyRecord>;
+  setAccessRules(study: string, rules: unknown): Promise<StudyRecord>;
   /** What the caller may do at path (in a study). @throws NOT_FOUND (no role and not an Administrator) */
   permissions(path: VaultPath): Promise<PathPermissions>;
   /** The study's folders where changes need a reason: for Administrators and people with a role in the study. */

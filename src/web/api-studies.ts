@@ -22,8 +22,8 @@ export function addStudyRoutes(routes: ApiRoutes): void {
     }
     // Bindings and rules are untrusted JSON here: the session checks them field by field (BAD_REQUEST).
     const study = await session.createStudy({
-      id, title: title.trim(), bindings: (bindings ?? []) as never,
-      ...(accessRules === undefined ? {} : { accessRules: accessRules as never }),
+      id, title: title.trim(), bindings: bindings ?? [],
+      ...(accessRules === undefined ? {} : { accessRules }),
       ...(changeReasonFolders === undefined ? {} : { changeReasonFolders: changeReasonFolders as string[] }),
     });
     return json(study, 201, { Location: `/api/v1/studies/${encodeURIComponent(study.id)}` });
@@ -33,7 +33,7 @@ export function addStudyRoutes(routes: ApiRoutes): void {
 
   routes.put('/studies/:study/bindings', ['bindings'], async ({ session, params, body }) => {
     if (body.bindings === undefined) throw new VellumError('BAD_REQUEST', 'Send {"bindings": [{"group": "<group DN>", "role": "<role>"}, ...]} ([] removes every binding).');
-    const study = await session.setBindings(studyOf(params), body.bindings as never);
+    const study = await session.setBindings(studyOf(params), body.bindings);
     return json({ bindings: study.bindings });
   });
 
@@ -43,7 +43,7 @@ export function addStudyRoutes(routes: ApiRoutes): void {
     if (body.defaults === undefined && body.folders === undefined) {
       throw new VellumError('BAD_REQUEST', 'Send {"defaults": {role: [actions]}, "folders": [{"path": "/Folder", "grants": {role: [actions]}}]}.');
     }
-    const study = await session.setAccessRules(studyOf(params), body as never);
+    const study = await session.setAccessRules(studyOf(params), body);
     return json(study.accessRules);
   });
 

@@ -85,6 +85,14 @@ export interface ApiRoutes {
 
 export const json = (body: unknown, status = 200, headers?: Record<string, string>): Reply => ({ status, body, ...(headers ? { headers } : {}) });
 
+/** Writes a handler's Reply; null: it wrote the response itself. */
+function respond(ctx: Context, reply: Reply | null): void {
+  if (reply === null) return;
+  ctx.status = reply.status;
+  if (reply.headers) ctx.set(reply.headers);
+  ctx.body = reply.body;
+}
+
 export function createApi(options: ApiOptions): RouterMiddleware {
   const router = new Router({ prefix: API_V1 });
 
@@ -94,11 +102,7 @@ export function createApi(options: ApiOptions): RouterMiddleware {
       const { principal, origin } = await authenticate(ctx.req);
       const { reason, ...body } = fields === null ? {} : await readJsonObject(ctx.req, fields);
       const session = options.sessionFor(principal, origin, changeReason(ctx.req.headers['x-change-reason'], reason));
-      const reply = await handler({ session, principal, origin, params: ctx.params, query: new URLSearchParams(ctx.querystring), body, ctx });
-      if (reply === null) return;
-      ctx.status = reply.status;
-      if (reply.headers) ctx.set(reply.headers);
-      ctx.body = reply.body;
+      respond(ctx, await handler({ session, principal, origin, params: ctx.params, query: new URLSearchParams(ctx.querystring), body, ctx }));
     };
   }
   const get = (path: string, handler: Handler) => router.get(path, endpoint(null, handler));
@@ -108,10 +112,7 @@ export function createApi(options: ApiOptions): RouterMiddleware {
   const open = (method: 'GET' | 'POST' | 'DELETE', path: string, fields: readonly string[] | null, handler: OpenHandler) => {
     const run: RouterMiddleware = async (ctx) => {
       const body = fields === null ? {} : await readJsonObject(ctx.req, fields);
-      const reply = await handler({ origin: originOf(ctx.req, 'web'), params: ctx.params, query: new URLSearchParams(ctx.querystring), body, ctx });
-      ctx.status = reply.status;
-      if (reply.headers) ctx.set(reply.headers);
-      ctx.body = reply.body;
+      respond(ctx, await handler({ origin: originOf(ctx.req, 'web'), params: ctx.params, query: new URLSearchParams(ctx.querystring), body, ctx }));
     };
     if (method === 'GET') router.get(path, run);
     else if (method === 'POST') router.post(path, run);

@@ -38,6 +38,12 @@ export interface AuditEvent {
   readonly reason?: string;
   /** Why it was denied or failed: an error code and message. */
   readonly detail?: string;
+  /**
+   * The sign-in this request belongs to: a web session's public id, or the id
+   * of the directory-password or app-password sign-in a WebDAV/API request
+   * was served from. Never a secret (not the cookie, not a password hash).
+   */
+  readonly session?: string;
 }
 
 export interface AuditEntry {
@@ -56,11 +62,15 @@ export interface AuditEntry {
   readonly newValue: unknown;
   readonly reason: string | null;
   readonly detail: string | null;
+  readonly session: string | null;
   readonly prevHash: string;
   readonly hash: string;
 }
 
 export const GENESIS_HASH = '0'.repeat(64);
+
+/** What the hash covers besides the previous hash: every field but the two hashes. */
+export type AuditEntryBody = Omit<AuditEntry, 'hash' | 'prevHash'>;
 
 /** JSON with object keys sorted at every level and no insignificant whitespace. */
 export function canonicalJson(value: unknown): string {
@@ -70,10 +80,24 @@ export function canonicalJson(value: unknown): string {
   return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson((value as Record<string, unknown>)[k])}`).join(',')}}`;
 }
 
-/** hash = SHA-256 over the canonical encoding of every field but `hash` (prevHash included). */
-export function entryHash(entry: Omit<AuditEntry, 'hash'> & { hash?: string }): string {
-  const { hash: _ignored, ...rest } = entry;
-  return createHash('sha256').update(canonicalJson(rest)).digest('hex');
+/** The entry without its two hashes. */
+export function entryBody(entry: AuditEntryBody & { prevHash?: string; hash?: string }): AuditEntryBody {
+  const { hash: _hash, prevHash: _prevHash, ...body } = entry;
+  return body;
+}
+
+/**
+ * hash = SHA-256( prevHash as 64 lowercase hex characters || canonicalJson(body) ),
+ * over the UTF-8 bytes; hex out. `encodedBody` is the canonical JSON text of
+ * the body (an export carries exactly these bytes, so a shell can hash them).
+ */
+export function chainHash(prevHash: string, encodedBody: string): string {
+  return createHash('sha256').update(prevHash, 'latin1').update(encodedBody, 'utf8').digest('hex');
+}
+
+/** The hash an entry must carry: chainHash over its prevHash and its canonical body. */
+export function entryHash(entry: AuditEntryBody & { prevHash: string; hash?: string }): string {
+  return chainHash(entry.prevHash, canonicalJson(entryBody(entry)));
 }
 
 export function seqKey(seq: number): string {

@@ -1,7 +1,9 @@
 // audit: the append-only, hash-chained audit trail (DESIGN.md invariant 6).
 // Owns the entry format, its canonical encoding and hash, group-committed
-// appends in the same batch as the change described, and chain verification.
+// appends in the same batch as the change described, the Merkle tree over the
+// entries, signed checkpoints, exports and their verification.
 // Nothing here edits or deletes an entry.
 
 export { openAuditTrail, type AuditTrail, type ChainReport } from './trail.ts';
-export { canonicalJson, entryHash, GENESIS_HASH, type AuditEntry, type AuditEvent, type AuditActor, type AuditObject, type Outcome } from './entry.ts';
+export { canonicalJson, chainHash, entryBody, entryHash, GENESIS_HASH, type AuditEntry, type AuditEntryBody, type AuditEvent, type AuditActor, type AuditObject, type Outcome } from './entry.ts';
+export { checkpointSignatureValid, checkpointStatement, parseCheckpointStatement, signCheckpoint, type CheckpointFields, type CheckpointSigner, type SignedCheckpoint } from './checkpoint.ts';

@@ -133,6 +133,7 @@ function toEntry(event: AuditEvent, seq: number, time: string, prevHash: string)
     newValue: asStoredJson(event.newValue),
     reason: event.reason ?? null,
     detail: event.detail ?? null,
+    session: event.session ?? null,
     prevHash,
   };
 }

@@ -11,6 +11,11 @@
 //   rewrapDataKey moves a DEK from one version to another entirely inside the
 //   HSM (unwrap into a sensitive session object, wrap, destroy), so re-wrapping
 //   for a rotation never brings a DEK into this process.
+// - Signing keys: one RSA-3072 token key pair per purpose (the audit trail's
+//   checkpoints), labelled `vellum:sign:<purpose>:v1`, the private half
+//   sensitive, never extractable and able only to sign (CKM_SHA256_RSA_PKCS).
+//   The public key handed out is rebuilt from the private key's own modulus
+//   and exponent, so it is always the key that signs.
 // - Sessions: a small pool (session-pool.ts), one operation per session. The
 //   user logs in once (login state is per application and token). When sessions
 //   or the login are lost, operations fail with HSM_UNAVAILABLE and the pool
@@ -19,7 +24,7 @@
 //   path, and C_Finalize'd when its last vault closes: one finalize must not pull
 //   the module from under another user in the same process.
 
-import { createHash } from 'node:crypto';
+import { createHash, createPublicKey, randomBytes } from 'node:crypto';
 import pkcs11js from 'pkcs11js';
 import type { Handle, PKCS11, Template } from 'pkcs11js';
 import { VellumError, isStudyId } from '../kernel/index.ts';
@@ -27,7 +32,19 @@ import type { ComponentStatus } from '../kernel/index.ts';
 import { DekCache } from './dek-cache.ts';
 import { BAD_WRAPPED_KEY, LOST_SESSION, STALE_HANDLE, ckrName, hsmFailure, loginFailure } from './pkcs11-errors.ts';
 import { SessionPool } from './session-pool.ts';
-import { SYSTEM_KEY_PURPOSES, systemKeyOwner, type DataKey, type HsmSettings, type KeyVault, type SystemKeyPurpose, type SystemKeys, type WrappedDataKey } from './vault.ts';
+import {
+  SIGNING_KEY_PURPOSES,
+  SYSTEM_KEY_PURPOSES,
+  systemKeyOwner,
+  type DataKey,
+  type HsmSettings,
+  type KeyVault,
+  type SigningKeyPurpose,
+  type SigningKeys,
+  type SystemKeyPurpose,
+  type SystemKeys,
+  type WrappedDataKey,
+} from './vault.ts';
 
 /** Tuning knobs; the defaults suit production. */
 export interface KeyVaultOptions {
@@ -50,12 +67,13 @@ const HEALTH = '__health__';
 const SYSTEM_OWNERS: ReadonlySet<string> = new Set(SYSTEM_KEY_PURPOSES.map(systemKeyOwner));
 const DEK_BYTES = 32;
 /**
- * Lock under which every KEK is created (ensureStudyKey, rotateStudyKey, the
- * health check's own KEK): one at a time for the whole token, not per study,
- * because SoftHSM's file store fails concurrent token-object creation now and
- * then with CKR_GENERAL_ERROR (SoftHSMv2 issue 573). KEKs are made rarely.
+ * Lock under which every token object is created (ensureStudyKey,
+ * rotateStudyKey, the health check's own KEK, signing key pairs): one at a time
+ * for the whole token, not per study, because SoftHSM's file store fails
+ * concurrent token-object creation now and then with CKR_GENERAL_ERROR
+ * (SoftHSMv2 issue 573). Keys are made rarely.
  */
-const KEK_CREATION = 'kek-creation';
+const TOKEN_OBJECT_CREATION = 'token-object-creation';
 /** A 32-byte DEK wrapped with AES key wrap (with or without padding): 32 + 8 bytes. */
 const WRAPPED_BYTES = DEK_BYTES + 8;
 
@@ -139,6 +157,78 @@ function dekTemplate(withLength: boolean): Template {
   ];
   if (withLength) template.push({ type: pkcs11js.CKA_VALUE_LEN, value: DEK_BYTES });
   return template;
+}
+
+const SIGNING_KEY_BITS = 3072;
+const SIGNING_KEY_EXPONENT = Buffer.from([0x01, 0x00, 0x01]);
+/** Random CKA_ID bytes shared by the two halves of a signing key pair. */
+const SIGNING_KEY_ID_BYTES = 16;
+
+export function signingKeyLabel(purpose: SigningKeyPurpose): string {
+  return `vellum:sign:${purpose}:v1`;
+}
+
+/** The private half: stays on the token, cannot be read, wrapped, or used for anything but signing. */
+function signingPrivateKeyTemplate(label: string, id: Buffer): Template {
+  return [
+    { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_PRIVATE_KEY },
+    { type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_RSA },
+    { type: pkcs11js.CKA_LABEL, value: label },
+    { type: pkcs11js.CKA_ID, value: id },
+    { type: pkcs11js.CKA_TOKEN, value: true },
+    { type: pkcs11js.CKA_PRIVATE, value: true },
+    { type: pkcs11js.CKA_SENSITIVE, value: true },
+    { type: pkcs11js.CKA_EXTRACTABLE, value: false },
+    { type: pkcs11js.CKA_MODIFIABLE, value: false },
+    { type: pkcs11js.CKA_SIGN, value: true },
+    { type: pkcs11js.CKA_SIGN_RECOVER, value: false },
+    { type: pkcs11js.CKA_DECRYPT, value: false },
+    { type: pkcs11js.CKA_UNWRAP, value: false },
+    { type: pkcs11js.CKA_DERIVE, value: false },
+  ];
+}
+
+/** The public half: verifies only. Not private, so an operator's tool can read it without the PIN. */
+function signingPublicKeyTemplate(label: string, id: Buffer): Template {
+  return [
+    { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_PUBLIC_KEY },
+    { type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_RSA },
+    { type: pkcs11js.CKA_LABEL, value: label },
+    { type: pkcs11js.CKA_ID, value: id },
+    { type: pkcs11js.CKA_TOKEN, value: true },
+    { type: pkcs11js.CKA_PRIVATE, value: false },
+    { type: pkcs11js.CKA_MODIFIABLE, value: false },
+    { type: pkcs11js.CKA_VERIFY, value: true },
+    { type: pkcs11js.CKA_VERIFY_RECOVER, value: false },
+    { type: pkcs11js.CKA_ENCRYPT, value: false },
+    { type: pkcs11js.CKA_WRAP, value: false },
+    { type: pkcs11js.CKA_MODULUS_BITS, value: SIGNING_KEY_BITS },
+    { type: pkcs11js.CKA_PUBLIC_EXPONENT, value: SIGNING_KEY_EXPONENT },
+  ];
+}
+
+/** A signing key pair found on the token: the private key's handle and its public half. */
+interface SigningKey {
+  readonly label: string;
+  readonly privateKey: Handle;
+  readonly publicKeyPem: string;
+  /** Signature length: the modulus in bytes. */
+  readonly signatureBytes: number;
+}
+
+/** SPKI PEM of the RSA public key (n, e as the token gives them: unsigned big-endian). */
+function rsaPublicKeyPem(modulus: Buffer, exponent: Buffer): string {
+  const unsigned = (bytes: Buffer) => {
+    let start = 0;
+    while (start < bytes.length - 1 && bytes[start] === 0) start++;
+    return bytes.subarray(start).toString('base64url');
+  };
+  const key = createPublicKey({ key: { kty: 'RSA', n: unsigned(modulus), e: unsigned(exponent) }, format: 'jwk' });
+  return key.export({ type: 'spki', format: 'pem' }).toString();
+}
+
+function checkSigningPurpose(purpose: SigningKeyPurpose): void {
+  if (!SIGNING_KEY_PURPOSES.includes(purpose)) throw new VellumError('BAD_REQUEST', `${JSON.stringify(purpose)} is not a signing key purpose.`);
 }
 
 function closedError(): VellumError {
@@ -244,7 +334,7 @@ function findSlot(p: PKCS11, tokenLabel: string): Handle {
  *   HSM_PIN_LOCKED, HSM_UNAVAILABLE, CONFIG_INVALID. On failure the module is
  *   finalized again, so the process can exit.
  */
-export async function openKeyVault(settings: HsmSettings, options: KeyVaultOptions = {}): Promise<KeyVault & SystemKeys> {
+export async function openKeyVault(settings: HsmSettings, options: KeyVaultOptions = {}): Promise<KeyVault & SystemKeys & SigningKeys> {
   const sessions = settings.sessions ?? DEFAULT_SESSIONS;
   if (!Number.isInteger(sessions) || sessions < 1 || sessions > MAX_SESSIONS) {
     throw new VellumError('CONFIG_INVALID', `hsm.sessions must be an integer from 1 to ${MAX_SESSIONS}, not ${String(sessions)}.`);
@@ -296,7 +386,7 @@ interface VaultInit {
   readonly options: KeyVaultOptions;
 }
 
-class Pkcs11KeyVault implements KeyVault, SystemKeys {
+class Pkcs11KeyVault implements KeyVault, SystemKeys, SigningKeys {
   readonly #module: LoadedModule;
   readonly #p: PKCS11;
   readonly #slot: Handle;
@@ -310,9 +400,11 @@ class Pkcs11KeyVault implements KeyVault, SystemKeys {
   readonly #closeTimeoutMs: number;
   /** KEK handles by label; more than one only if two processes raced to create it. */
   readonly #kekHandles = new Map<string, Handle[]>();
+  /** Signing key pairs found or made on the token, by purpose. */
+  readonly #signingKeys = new Map<SigningKeyPurpose, SigningKey>();
   /** Current (highest) KEK version per study, once known. */
   readonly #current = new Map<string, number>();
-  /** Tails of serialised work, by lock name (KEK_CREATION). */
+  /** Tails of serialised work, by lock name (TOKEN_OBJECT_CREATION). */
   readonly #studyLocks = new Map<string, Promise<void>>();
   #closing: Promise<void> | undefined;
 
@@ -341,7 +433,7 @@ class Pkcs11KeyVault implements KeyVault, SystemKeys {
     checkStudy(study);
     const current = this.#current.get(study);
     if (current !== undefined) return { version: current };
-    return this.#serialise(KEK_CREATION, async () => {
+    return this.#serialise(TOKEN_OBJECT_CREATION, async () => {
       const known = this.#current.get(study);
       if (known !== undefined) return { version: known };
       return this.#run(`Creating the key-encryption key of study ${study}`, async (session) => {
@@ -371,7 +463,7 @@ class Pkcs11KeyVault implements KeyVault, SystemKeys {
     const owner = systemKeyOwner(purpose);
     let version = this.#current.get(owner);
     if (version === undefined) {
-      version = await this.#serialise(KEK_CREATION, () =>
+      version = await this.#serialise(TOKEN_OBJECT_CREATION, () =>
         this.#run(`Creating the ${purpose} system key`, (session) => this.#ensureKek(session, owner)));
     }
     const current = version;
@@ -401,7 +493,7 @@ class Pkcs11KeyVault implements KeyVault, SystemKeys {
   async rotateStudyKey(study: string): Promise<{ version: number; previous: number }> {
     if (this.#closing !== undefined) throw closedError();
     checkStudy(study);
-    return this.#serialise(KEK_CREATION, () =>
+    return this.#serialise(TOKEN_OBJECT_CREATION, () =>
       this.#run(`Rotating the key-encryption key of study ${study}`, async (session) => {
         // Ask the token, not the cache: the highest version is what must not be made twice.
         const previous = this.#highestVersion(session, study);
@@ -469,6 +561,47 @@ class Pkcs11KeyVault implements KeyVault, SystemKeys {
     });
   }
 
+  async ensureSigningKey(purpose: SigningKeyPurpose): Promise<{ publicKeyPem: string; created: boolean; label: string }> {
+    if (this.#closing !== undefined) throw closedError();
+    checkSigningPurpose(purpose);
+    const known = this.#signingKeys.get(purpose);
+    if (known !== undefined) return { publicKeyPem: known.publicKeyPem, created: false, label: known.label };
+    return this.#serialise(TOKEN_OBJECT_CREATION, () =>
+      this.#run(`Creating the ${purpose} signing key`, async (session) => {
+        const found = this.#signingKeys.get(purpose) ?? this.#findSigningKey(session, purpose);
+        if (found !== null) return { publicKeyPem: found.publicKeyPem, created: false, label: found.label };
+        const label = signingKeyLabel(purpose);
+        const id = randomBytes(SIGNING_KEY_ID_BYTES);
+        const pair = await this.#p.C_GenerateKeyPairAsync(
+          session,
+          { mechanism: pkcs11js.CKM_RSA_PKCS_KEY_PAIR_GEN },
+          signingPublicKeyTemplate(label, id),
+          signingPrivateKeyTemplate(label, id),
+        );
+        const made = this.#describeSigningKey(session, label, pair.privateKey);
+        this.#signingKeys.set(purpose, made);
+        return { publicKeyPem: made.publicKeyPem, created: true, label };
+      }),
+    );
+  }
+
+  async sign(purpose: SigningKeyPurpose, data: Buffer): Promise<Buffer> {
+    if (this.#closing !== undefined) throw closedError();
+    checkSigningPurpose(purpose);
+    if (!Buffer.isBuffer(data)) throw new VellumError('BAD_REQUEST', 'Only bytes (a Buffer) can be signed.');
+    return this.#run(`Signing with the ${purpose} signing key`, async (session) => {
+      const cached = this.#signingKeys.get(purpose);
+      try {
+        return await this.#signWith(session, cached ?? this.#requireSigningKey(session, purpose), data);
+      } catch (e) {
+        const name = ckrName(e);
+        if (cached === undefined || name === null || !STALE_HANDLE.has(name)) throw e;
+        this.#signingKeys.delete(purpose);
+        return this.#signWith(session, this.#requireSigningKey(session, purpose), data);
+      }
+    });
+  }
+
   forgetDataKey(wrapped: WrappedDataKey): void {
     try {
       const { study, kekVersion, mechanism } = wrapped;
@@ -514,6 +647,7 @@ class Pkcs11KeyVault implements KeyVault, SystemKeys {
       if (name !== null && (LOST_SESSION.has(name) || name === 'CKR_CRYPTOKI_NOT_INITIALIZED')) {
         this.#pool.invalidate();
         this.#kekHandles.clear();
+        this.#signingKeys.clear();
       }
       throw hsmFailure(e, what);
     }
@@ -606,25 +740,35 @@ class Pkcs11KeyVault implements KeyVault, SystemKeys {
     const label = kekLabel(study, version);
     const cached = refresh ? undefined : this.#kekHandles.get(label);
     if (cached !== undefined) return cached;
-    const p = this.#p;
-    p.C_FindObjectsInit(session, [
+    const found = this.#findKeyObjects(session, [
       { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
       { type: pkcs11js.CKA_TOKEN, value: true },
       { type: pkcs11js.CKA_LABEL, value: label },
     ]);
+    if (found.length === 0) {
+      this.#kekHandles.delete(label);
+      throw new VellumError('NOT_FOUND', `There is no key-encryption key ${label} on token '${this.#label}'.`);
+    }
+    this.#kekHandles.set(label, found);
+    return found;
+  }
+
+  /**
+   * Up to 8 objects matching the template (a label names one key; more means a
+   * race between processes). None found is checked against the login first:
+   * private objects are invisible without one, and that is an outage, not a
+   * missing key (throws a CKR-named error then).
+   */
+  #findKeyObjects(session: Handle, template: Template): Handle[] {
+    const p = this.#p;
+    p.C_FindObjectsInit(session, template);
     let found: Handle[];
     try {
       found = p.C_FindObjects(session, 8);
     } finally {
       p.C_FindObjectsFinal(session);
     }
-    if (found.length === 0) {
-      this.#kekHandles.delete(label);
-      // Private objects are invisible without a login: that is an outage, not a missing key.
-      this.#assertLoggedIn(session);
-      throw new VellumError('NOT_FOUND', `There is no key-encryption key ${label} on token '${this.#label}'.`);
-    }
-    this.#kekHandles.set(label, found);
+    if (found.length === 0) this.#assertLoggedIn(session);
     return found;
   }
 
@@ -642,7 +786,50 @@ class Pkcs11KeyVault implements KeyVault, SystemKeys {
     }
   }
 
-  /** The study's highest KEK version, generating v1 if it has none. Caller holds KEK_CREATION. */
+  /**
+   * The purpose's key pair on the token, or null. Should two processes ever
+   * have raced to make it, every caller picks the same one: the lowest CKA_ID.
+   */
+  #findSigningKey(session: Handle, purpose: SigningKeyPurpose): SigningKey | null {
+    const p = this.#p;
+    const label = signingKeyLabel(purpose);
+    const found = this.#findKeyObjects(session, [
+      { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_PRIVATE_KEY },
+      { type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_RSA },
+      { type: pkcs11js.CKA_TOKEN, value: true },
+      { type: pkcs11js.CKA_LABEL, value: label },
+    ]);
+    if (found.length === 0) return null;
+    const byId = found.map((handle) => ({ handle, id: p.C_GetAttributeValue(session, handle, [{ type: pkcs11js.CKA_ID }])[0]?.value ?? Buffer.alloc(0) }));
+    byId.sort((a, b) => Buffer.compare(a.id, b.id));
+    const key = this.#describeSigningKey(session, label, byId[0]!.handle);
+    this.#signingKeys.set(purpose, key);
+    return key;
+  }
+
+  /** As #findSigningKey, NOT_FOUND when there is none. */
+  #requireSigningKey(session: Handle, purpose: SigningKeyPurpose): SigningKey {
+    const key = this.#findSigningKey(session, purpose);
+    if (key === null) throw new VellumError('NOT_FOUND', `There is no signing key ${signingKeyLabel(purpose)} on token '${this.#label}'.`);
+    return key;
+  }
+
+  /** The public half, read from the private key itself (modulus and exponent are not sensitive). */
+  #describeSigningKey(session: Handle, label: string, privateKey: Handle): SigningKey {
+    const [modulus, exponent] = this.#p.C_GetAttributeValue(session, privateKey, [{ type: pkcs11js.CKA_MODULUS }, { type: pkcs11js.CKA_PUBLIC_EXPONENT }]);
+    if (modulus === undefined || exponent === undefined || modulus.value.length === 0 || exponent.value.length === 0) {
+      throw new VellumError('INTERNAL', `The HSM gave no modulus or public exponent for signing key ${label}.`);
+    }
+    return { label, privateKey, publicKeyPem: rsaPublicKeyPem(modulus.value, exponent.value), signatureBytes: modulus.value.length };
+  }
+
+  /** One signature on this session: C_SignInit then C_Sign, which ends the operation. */
+  #signWith(session: Handle, key: SigningKey, data: Buffer): Promise<Buffer> {
+    this.#p.C_SignInit(session, { mechanism: pkcs11js.CKM_SHA256_RSA_PKCS }, key.privateKey);
+    return this.#p.C_SignAsync(session, data, Buffer.alloc(key.signatureBytes));
+  }
+
+  /** The study's highest KEK version, generating v1 if it has none. Caller holds TOKEN_OBJECT_CREATION. */
   async #ensureKek(session: Handle, study: string): Promise<number> {
     let version = this.#highestVersion(session, study);
     if (version === 0) {
@@ -737,7 +924,7 @@ class Pkcs11KeyVault implements KeyVault, SystemKeys {
   }
 
   async #healthCheck(): Promise<ComponentStatus> {
-    return this.#serialise(KEK_CREATION, () =>
+    return this.#serialise(TOKEN_OBJECT_CREATION, () =>
       this.#run('Health check', async (session) => {
         this.#assertLoggedIn(session);
         const keks = this.#listKeks(session);
@@ -765,6 +952,7 @@ class Pkcs11KeyVault implements KeyVault, SystemKeys {
     const sessions = await this.#pool.shutdown(this.#closeTimeoutMs);
     this.#cache.clear();
     this.#kekHandles.clear();
+    this.#signingKeys.clear();
     const p = this.#p;
     const first = sessions[0];
     if (first !== undefined) {

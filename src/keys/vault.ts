@@ -113,3 +113,35 @@ export interface SystemKeys {
   /** As KeyVault.unwrapDataKey. */
   unwrapDataKey(wrapped: WrappedDataKey): Promise<Buffer>;
 }
+
+/**
+ * What the appliance signs with a key pair of its own: `audit` signs the audit
+ * trail's checkpoints (and its own X.509 certificate).
+ */
+export const SIGNING_KEY_PURPOSES = ['audit'] as const;
+export type SigningKeyPurpose = (typeof SIGNING_KEY_PURPOSES)[number];
+
+/**
+ * RSA-3072 signing key pairs kept in the HSM, one per purpose, labelled
+ * `vellum:sign:<purpose>:v1`. The private key is sensitive, never extractable
+ * and can only sign; the public key can only verify.
+ */
+export interface SigningKeys {
+  /**
+   * Finds the purpose's key pair on the token, or generates it there (RSA-3072,
+   * e = 65537). Serialised with every other key creation on the token:
+   * concurrent calls make one pair. `publicKeyPem` is the SPKI PEM of the key
+   * that signs; `created` says whether this call generated it.
+   * @throws VellumError BAD_REQUEST for an unknown purpose; HSM_UNAVAILABLE.
+   */
+  ensureSigningKey(purpose: SigningKeyPurpose): Promise<{ publicKeyPem: string; created: boolean; label: string }>;
+
+  /**
+   * RSASSA-PKCS1-v1_5 with SHA-256 (CKM_SHA256_RSA_PKCS) over data, computed
+   * inside the HSM; data is hashed there too.
+   * @throws VellumError NOT_FOUND when the purpose's key pair does not exist
+   *   (ensureSigningKey first); BAD_REQUEST for an unknown purpose or data that
+   *   is not a Buffer; HSM_UNAVAILABLE.
+   */
+  sign(purpose: SigningKeyPurpose, data: Buffer): Promise<Buffer>;
+}

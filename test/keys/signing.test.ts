@@ -259,6 +259,30 @@ test.serial('11.10(c) the key pair survives re-opening the vault: same public ke
   t.is(count, 2, 'still one pair');
 });
 
+test.serial('invariant 1 fail closed: a login lost under the vault makes sign HSM_UNAVAILABLE, then it logs in again and signs with the same key', async (t) => {
+  await withVault(async (vault) => {
+    const { publicKeyPem } = await vault.ensureSigningKey('audit');
+    t.true(verifies(publicKeyPem, Buffer.from('before'), await vault.sign('audit', Buffer.from('before'))), 'the key handle is now cached');
+
+    // Another user of the same PKCS#11 module in this process logs the application out
+    // (login state is per application and token): the cached private-key handle goes stale.
+    const p = new pkcs11js.PKCS11();
+    p.load(token.library);
+    t.throws(() => p.C_Initialize(), { message: 'CKR_CRYPTOKI_ALREADY_INITIALIZED' }, 'the module is the one the vault uses');
+    const slot = p.C_GetSlotList(true).find((s) => p.C_GetTokenInfo(s).label.trim() === token.tokenLabel)!;
+    const session = p.C_OpenSession(slot, pkcs11js.CKF_SERIAL_SESSION);
+    p.C_Logout(session);
+    p.C_CloseSession(session);
+    p.close();
+
+    const error = await t.throwsAsync(vault.sign('audit', Buffer.from('during')), { instanceOf: VellumError, code: 'HSM_UNAVAILABLE' });
+    t.regex(error.message, /CKR_USER_NOT_LOGGED_IN/);
+    const after = await vault.sign('audit', Buffer.from('after'));
+    t.true(verifies(publicKeyPem, Buffer.from('after'), after), 'the same key signs after a fresh login');
+    t.deepEqual(await vault.ensureSigningKey('audit'), { publicKeyPem, created: false, label: LABEL });
+  });
+});
+
 test.serial('after close, ensureSigningKey and sign are HSM_UNAVAILABLE', async (t) => {
   const vault = await openKeyVault(settings());
   await vault.ensureSigningKey('audit');

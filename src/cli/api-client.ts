@@ -19,6 +19,8 @@ import { readFileSync } from 'node:fs';
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { isIP } from 'node:net';
+import type { Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { join } from 'node:path';
 import { X509Certificate } from 'node:crypto';
 import { loadConfigFile, type Config } from '../config/index.ts';
@@ -57,6 +59,12 @@ const LOOPBACK = (host: string) => host === 'localhost' || host === '::1' || /^1
 export interface ApiClient {
   /** The JSON answer of a 2xx; anything else throws CommandFailure with the server's message and code. */
   call<T>(method: 'GET' | 'POST', path: string, options?: { reason?: string }): Promise<T>;
+  /**
+   * A GET whose 2xx body is streamed into sink (a download), with the bytes so
+   * far reported to onBytes; anything else throws as call() does. Answers the
+   * response headers.
+   */
+  download(path: string, sink: Writable, onBytes?: (bytes: number) => void): Promise<Record<string, string | string[] | undefined>>;
   /** Signs out of the web session the client may have opened. Never throws. */
   close(): Promise<void>;
 }
@@ -77,20 +85,20 @@ export async function connect(flags: ParsedFlags): Promise<ApiClient> {
   let inWebSession = false;
 
   /** One request; a 2xx answers its JSON (null for 204), anything else throws with the server's message and code. */
-  async function exchange<T>(method: Method, path: string, options: { reason?: string; json?: unknown } = {}): Promise<{ body: T; setCookie: string[] }> {
-    const headers: Record<string, string> = { ...credentials, Accept: 'application/json', 'User-Agent': 'vellum-cli' };
+  async function exchange<T>(method: Method, path: string, options: { reason?: string; json?: unknown; sink?: Sink } = {}): Promise<{ body: T; setCookie: string[]; headers: IncomingMessage['headers'] }> {
+    const headers: Record<string, string> = { ...credentials, Accept: options.sink ? '*/*' : 'application/json', 'User-Agent': 'vellum-cli' };
     if (options.reason !== undefined) headers['X-Change-Reason'] = encodeURIComponent(options.reason);
     const payload = options.json === undefined ? undefined : JSON.stringify(options.json);
     if (payload !== undefined) headers['Content-Type'] = 'application/json';
-    const reply = await send(target, method, `${API_V1}${path}`, headers, payload);
-    if (reply.status === 204) return { body: null as T, setCookie: reply.setCookie };
+    const reply = await send(target, method, `${API_V1}${path}`, headers, payload, options.sink);
+    if (reply.status === 204 || reply.streamed) return { body: null as T, setCookie: reply.setCookie, headers: reply.headers };
     let body: unknown;
     try {
       body = JSON.parse(reply.text);
     } catch {
       throw new CommandFailure(`${target.base.origin} answered ${reply.status} without JSON; is that a Vellum appliance?`);
     }
-    if (reply.status >= 200 && reply.status < 300) return { body: body as T, setCookie: reply.setCookie };
+    if (reply.status >= 200 && reply.status < 300) return { body: body as T, setCookie: reply.setCookie, headers: reply.headers };
     const error = (body as { error?: { code?: unknown; message?: unknown } }).error;
     const message = typeof error?.message === 'string' ? error.message : `The server answered ${reply.status}.`;
     throw new CommandFailure(message, typeof error?.code === 'string' ? error.code : undefined);
@@ -129,16 +137,20 @@ export async function connect(flags: ParsedFlags): Promise<ApiClient> {
     return (await askHidden(prompt)).trim();
   }
 
+  /** One exchange; when the directory password is refused over Basic, once more through a web session. */
+  async function withFallback<T>(method: Method, path: string, options: { reason?: string; sink?: Sink }) {
+    try {
+      return await exchange<T>(method, path, options);
+    } catch (e) {
+      if (inWebSession || !(e instanceof CommandFailure) || e.code !== 'APP_PASSWORD_REQUIRED') throw e;
+      await openWebSession();
+      return exchange<T>(method, path, options);
+    }
+  }
+
   return {
-    async call<T>(method: 'GET' | 'POST', path: string, options: { reason?: string } = {}): Promise<T> {
-      try {
-        return (await exchange<T>(method, path, options)).body;
-      } catch (e) {
-        if (inWebSession || !(e instanceof CommandFailure) || e.code !== 'APP_PASSWORD_REQUIRED') throw e;
-        await openWebSession();
-        return (await exchange<T>(method, path, options)).body;
-      }
-    },
+    call: async <T>(method: 'GET' | 'POST', path: string, options: { reason?: string } = {}) => (await withFallback<T>(method, path, options)).body,
+    download: async (path, sink, onBytes) => (await withFallback('GET', path, { sink: { to: sink, ...(onBytes ? { onBytes } : {}) } })).headers,
     async close() {
       if (!inWebSession) return;
       inWebSession = false;
@@ -268,7 +280,22 @@ function askHidden(prompt: string): Promise<string> {
   });
 }
 
-function send(target: Target, method: string, path: string, headers: Record<string, string>, body?: string): Promise<{ status: number; text: string; setCookie: string[] }> {
+/** Where a download's 2xx body goes. */
+interface Sink {
+  readonly to: Writable;
+  readonly onBytes?: (bytes: number) => void;
+}
+
+interface Answer {
+  readonly status: number;
+  readonly text: string;
+  readonly setCookie: string[];
+  readonly headers: IncomingMessage['headers'];
+  /** The body went into the sink. */
+  readonly streamed: boolean;
+}
+
+function send(target: Target, method: string, path: string, headers: Record<string, string>, body?: string, sink?: Sink): Promise<Answer> {
   const { base } = target;
   const options = {
     method, headers, timeout: REQUEST_TIMEOUT_MS,
@@ -277,9 +304,19 @@ function send(target: Target, method: string, path: string, headers: Record<stri
   };
   return new Promise((resolve, reject) => {
     const onResponse = (res: IncomingMessage) => {
+      const status = res.statusCode ?? 0;
+      const answer = { status, setCookie: res.headers['set-cookie'] ?? [], headers: res.headers };
+      if (sink && status >= 200 && status < 300) {
+        let bytes = 0;
+        res.on('data', (chunk: Buffer) => sink.onBytes?.((bytes += chunk.length)));
+        // A cut connection ends the body early: the caller's file is then short, and it says so.
+        res.on('aborted', () => reject(new CommandFailure(`The appliance at ${base.origin} cut the download off after ${bytes} bytes.`)));
+        pipeline(res, sink.to).then(() => resolve({ ...answer, text: '', streamed: true }), (e: Error) => reject(new CommandFailure(`The download failed: ${e.message}.`)));
+        return;
+      }
       const chunks: Buffer[] = [];
       res.on('data', (chunk: Buffer) => chunks.push(chunk));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8'), setCookie: res.headers['set-cookie'] ?? [] }));
+      res.on('end', () => resolve({ ...answer, text: Buffer.concat(chunks).toString('utf8'), streamed: false }));
       res.on('error', reject);
     };
     const req = base.protocol === 'https:'

@@ -21,6 +21,7 @@ export interface Config {
   readonly scrub: ParsedConfig['scrub'];
   readonly externalUrl?: string;
   readonly dav: ParsedConfig['dav'];
+  readonly audit: ParsedConfig['audit'];
 }
 
 /** Environment variables that override single keys (documented in docs/configuration.md). */
@@ -102,6 +103,7 @@ export function buildConfig(raw: unknown, options: { source: string; baseDir: st
     scrub: parsed.scrub,
     ...(parsed.externalUrl === undefined ? {} : { externalUrl: parsed.externalUrl }),
     dav: parsed.dav,
+    audit: parsed.audit,
   });
 }
 

@@ -191,6 +191,10 @@ export const configSchema = z.strictObject({
     /** What to do with the metadata files macOS writes beside every file (._*, .DS_Store). */
     macMetadata: z.enum(MAC_METADATA_POLICIES).default('discard'),
   }).prefault({}),
+  audit: z.strictObject({
+    /** Write one audit entry (node.list) per PROPFIND; denied PROPFINDs are audited either way. */
+    propfind: z.boolean().default(false),
+  }).prefault({}),
   scrub: z.strictObject({
     /** Hours between scheduled scrubs (every blob re-verified); 0 turns the schedule off. At most 24 days (a timer limit). */
     intervalHours: z.number().min(0).max(24 * 24).default(24 * 7),

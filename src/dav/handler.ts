@@ -56,13 +56,15 @@ export function createDavHandler(options: DavOptions): RequestHandler {
     const method = (req.method ?? '').toUpperCase();
     if (method === 'OPTIONS') return sendDavOptions(res);
 
-    const origin: RequestOrigin = {
+    const anonymous: RequestOrigin = {
       ip: req.socket.remoteAddress ?? 'unknown',
       client: String(req.headers['user-agent'] ?? '').slice(0, 256),
       protocol: 'webdav',
     };
-    const principal = await options.authenticator.authenticateBasic(req.headers.authorization, origin);
-    const session = options.sessionFor(principal, origin, { reason: changeReason(req), lockTokens: submittedLockTokens({ req }) });
+    const signIn = await options.authenticator.authenticateBasic(req.headers.authorization, anonymous);
+    // Every entry of this request names the sign-in it was served from.
+    const origin: RequestOrigin = { ...anonymous, session: signIn.session };
+    const session = options.sessionFor(signIn.principal, origin, { reason: changeReason(req), lockTokens: submittedLockTokens({ req }) });
     if (await answerMacMetadata({ req, res, method, options, session })) return;
     const path = parseVaultPath(stripMount(req.url ?? '/', options.mount));
     const handler = METHODS[method];

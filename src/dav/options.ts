@@ -31,6 +31,8 @@ export interface DavOptions {
   /** PROPFIND with Depth: infinity (or no Depth) is answered; otherwise refused with 403 propfind-finite-depth. */
   readonly allowInfiniteDepth: boolean;
   readonly uploadBytes: number;
+  /** Each PROPFIND writes one audit entry (audit.propfind; off when absent). */
+  readonly auditPropfind?: boolean;
   readonly authenticator: Authenticator;
   readonly sessionFor: (principal: Principal, origin: RequestOrigin, options: Pick<SessionOptions, 'reason' | 'lockTokens'>) => Session;
   readonly log: (message: string, error?: unknown) => void;

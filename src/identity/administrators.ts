@@ -4,12 +4,9 @@
 
 import { decideSystem } from '../access/index.ts';
 import type { AuditEvent, AuditTrail } from '../audit/index.ts';
-import { VellumError, type Principal, type RequestOrigin } from '../kernel/index.ts';
+import { originFields, VellumError, type Principal, type RequestOrigin } from '../kernel/index.ts';
 
-/** The audit fields of where a request came from. */
-export function originFields(origin: RequestOrigin) {
-  return { ip: origin.ip, client: origin.client, protocol: origin.protocol };
-}
+export { originFields };
 
 /** The audit fields of a request by this person from this origin (the trail keeps only the actor's id and names). */
 export function actorFields(actor: Principal, origin: RequestOrigin) {

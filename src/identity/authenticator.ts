@@ -6,7 +6,7 @@
 // every failure counts toward lockout, and a lockout raises an alert.
 
 import type { AuditTrail } from '../audit/index.ts';
-import { isVellumError, VellumError, type Principal, type RequestOrigin } from '../kernel/index.ts';
+import { isVellumError, newId, VellumError, type Principal, type RequestOrigin, type SignIn } from '../kernel/index.ts';
 import { originFields } from './administrators.ts';
 import type { Alerts } from './alerts.ts';
 import type { AppPasswords } from './app-passwords.ts';
@@ -17,7 +17,8 @@ import { mfaRequired, type MfaPolicy } from './mfa-policy.ts';
 
 export interface Authenticator {
   /**
-   * Signs in with the directory password (the web sign-in form).
+   * Signs in with the directory password (the web sign-in form). The sign-in's
+   * audit entry and cached sign-in carry `origin.session` (the web session's id).
    * @throws VellumError SOURCE_BLOCKED, ACCOUNT_LOCKED (audited; no password checked),
    *   AUTH_FAILED (audited, counted), DIRECTORY_UNAVAILABLE (audited; never a bypass)
    */
@@ -25,11 +26,14 @@ export interface Authenticator {
   /**
    * The same for an HTTP `Authorization: Basic` header (WebDAV, API), where an app
    * password is accepted too and the directory password only as the policy allows.
+   * Resolves with the person and the id of the sign-in: made at the real check
+   * (`basic:...` for a directory bind, `app:...` for an app password), recorded in
+   * its `auth.login` entry, and the same for every request served from the cache.
    * @throws VellumError AUTH_REQUIRED when there is none (not audited: every client's first
    *   request looks like that), AUTH_FAILED when it is malformed (audited) or wrong (audited),
    *   APP_PASSWORD_REQUIRED (audited), SOURCE_BLOCKED, ACCOUNT_LOCKED, DIRECTORY_UNAVAILABLE
    */
-  authenticateBasic(header: string | undefined, origin: RequestOrigin): Promise<Principal>;
+  authenticateBasic(header: string | undefined, origin: RequestOrigin): Promise<SignIn>;
   /**
    * A failed step after the password (a wrong TOTP or recovery code) counts
    * toward lockout like a wrong password, and is audited as a denied sign-in.
@@ -67,6 +71,9 @@ export interface AuthenticatorOptions {
 }
 
 const MAX_LOGGED_LOGIN = 256;
+
+/** The public id of one sign-in (RequestOrigin.session): random, names nothing secret. */
+const signInId = (kind: 'basic' | 'app') => `${kind}:${newId()}`;
 
 export function createAuthenticator(options: AuthenticatorOptions): Authenticator {
   const { directory, audit, cache, lockout, alerts, appPasswords } = options;
@@ -121,7 +128,7 @@ export function createAuthenticator(options: AuthenticatorOptions): Authenticato
     }
   }
 
-  async function signInWithAppPassword(login: string, password: string, origin: RequestOrigin): Promise<Principal> {
+  async function signInWithAppPassword(login: string, password: string, origin: RequestOrigin): Promise<SignIn> {
     const appPassword = await appPasswords.verify(password);
     if (appPassword === null) return failed(new VellumError('AUTH_FAILED'), login, origin, undefined, 'not a valid app password');
     let principal: Principal | null;
@@ -135,28 +142,29 @@ export function createAuthenticator(options: AuthenticatorOptions): Authenticato
     if (normaliseLogin(principal.login) !== normaliseLogin(login)) {
       return failed(new VellumError('AUTH_FAILED'), login, origin, undefined, `${name} belongs to another login`);
     }
-    await audit.record({ action: 'auth.login', outcome: 'success', actor: principal, ...where(origin), detail: `with ${name}` });
+    const session = signInId('app');
+    await audit.record({ action: 'auth.login', outcome: 'success', actor: principal, ...where({ ...origin, session }), detail: `with ${name}`, newValue: { appPassword: appPassword.id } });
     lockout.recordSuccess(login);
-    cache.remember(login, password, { principal, appPasswordId: appPassword.id });
+    cache.remember(login, password, { principal, session, appPasswordId: appPassword.id });
     appPasswords.touch(appPassword.id);
     viaAppPassword.set(principal, appPassword.id);
-    return principal;
+    return { principal, session };
   }
 
-  async function signIn(login: string, password: string, origin: RequestOrigin, basic: boolean): Promise<Principal> {
+  async function signIn(login: string, password: string, origin: RequestOrigin, basic: boolean): Promise<SignIn> {
     try {
       await lockout.check(login, origin.ip);
     } catch (e) {
       return refuse(e as VellumError, login, origin);
     }
-    const refuseDirectoryPassword = (principal: Principal) =>
-      refuse(new VellumError('APP_PASSWORD_REQUIRED'), login, origin, principal, `policy auth.appPasswords.directoryPassword: ${options.directoryPassword}`);
+    const refuseDirectoryPassword = (principal: Principal, session?: string) =>
+      refuse(new VellumError('APP_PASSWORD_REQUIRED'), login, session === undefined ? origin : { ...origin, session }, principal, `policy auth.appPasswords.directoryPassword: ${options.directoryPassword}`);
 
     const hit = cache.find(login, password);
     if (hit !== undefined) {
       if (hit.appPasswordId !== undefined) appPasswords.touch(hit.appPasswordId);
-      else if (basic && !hit.basicAllowed) return refuseDirectoryPassword(hit.principal);
-      return hit.principal;
+      else if (basic && !hit.basicAllowed) return refuseDirectoryPassword(hit.principal, hit.session);
+      return { principal: hit.principal, session: hit.session };
     }
     if (basic && appPasswords.isAppPassword(password)) return signInWithAppPassword(login, password, origin);
 
@@ -170,13 +178,15 @@ export function createAuthenticator(options: AuthenticatorOptions): Authenticato
     const basicAllowed = await directoryPasswordAllowed(principal);
     // A right password, but not accepted here: not counted (it is not a guess), but refused.
     if (basic && !basicAllowed) return refuseDirectoryPassword(principal);
-    await audit.record({ action: 'auth.login', outcome: 'success', actor: principal, ...where(origin) });
-    cache.remember(login, password, { principal, basicAllowed });
-    return principal;
+    // A web sign-in names its web session; a Basic one gets an id of its own.
+    const session = (basic ? undefined : origin.session) ?? signInId('basic');
+    await audit.record({ action: 'auth.login', outcome: 'success', actor: principal, ...where({ ...origin, session }) });
+    cache.remember(login, password, { principal, session, basicAllowed });
+    return { principal, session };
   }
 
   return {
-    authenticate: (login, password, origin) => signIn(login, password, origin, false),
+    authenticate: async (login, password, origin) => (await signIn(login, password, origin, false)).principal,
 
     async authenticateBasic(header, origin) {
       const credentials = parseBasicAuth(header);

@@ -10,6 +10,8 @@ import { systemClock, type Clock, type Principal } from '../kernel/index.ts';
 
 export interface CachedSignIn {
   readonly principal: Principal;
+  /** The id of the sign-in that made this entry (RequestOrigin.session): every request served from it carries it. */
+  readonly session: string;
   /** The app password used, when the sign-in was with one (revoking it drops the entry). */
   readonly appPasswordId?: string;
   /**

@@ -11,12 +11,14 @@
 // - A CSRF token per session, required on every state-changing request.
 // - The person's groups are read again (Directory.lookup) once the snapshot is
 //   older than auth.cacheSeconds; a person gone from the directory ends it.
+// - A public id (`web:...`, random, kept in the record) names the session in
+//   the audit trail: its sign-in, its start and every later entry.
 // Every step, refusal, expiry and revocation is audited.
 
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { AuditTrail } from '../audit/index.ts';
 import type { Database, Section, WriteOp } from '../db/index.ts';
-import { VellumError, systemClock, type Clock, type Principal, type RequestOrigin } from '../kernel/index.ts';
+import { newId, VellumError, systemClock, type Clock, type Principal, type RequestOrigin, type SignIn } from '../kernel/index.ts';
 import { originFields, requireAdministrator } from './administrators.ts';
 import type { Authenticator } from './authenticator.ts';
 import { mfaRequired, type MfaPolicy } from './mfa-policy.ts';
@@ -110,6 +112,8 @@ export interface WebSessions {
    *   (a session short of its second step), CSRF_INVALID, DIRECTORY_UNAVAILABLE; all refusals audited
    */
   authenticate(token: string, check: RequestCheck, origin: RequestOrigin): Promise<Principal>;
+  /** authenticate, also giving the session's public id (RequestOrigin.session) for the request's audit entries. Throws as authenticate. */
+  resume(token: string, check: RequestCheck, origin: RequestOrigin): Promise<SignIn>;
   /** Ends the session (audited auth.logout). @throws SESSION_EXPIRED, CSRF_INVALID */
   signOut(token: string, check: RequestCheck, origin: RequestOrigin): Promise<void>;
   /**
@@ -124,6 +128,8 @@ export interface WebSessions {
 }
 
 interface StoredSession {
+  /** Public id for the audit trail (`web:...`); absent in sessions stored before it existed. */
+  readonly id?: string;
   readonly principal: Principal;
   /** When the principal's groups were last read from the directory (ms). */
   readonly snapshotAt: number;
@@ -149,6 +155,14 @@ const personPrefix = (personId: string) => `p:${encodeURIComponent(personId)}:`;
 export function tokenHash(token: string): string {
   return createHash('sha256').update(token).digest('hex');
 }
+
+/** The session's public id; for a session stored without one, one derived one-way from its key (not the key itself). */
+function publicId(hash: string, session: StoredSession): string {
+  return session.id ?? `web:${createHash('sha256').update(`public-id\u0000${hash}`).digest('base64url').slice(0, 22)}`;
+}
+
+/** Where a request of this session came from: its entries name the session. */
+const inSession = (origin: RequestOrigin, hash: string, session: StoredSession): RequestOrigin => ({ ...origin, session: publicId(hash, session) });
 
 export function createWebSessions(parts: WebSessionParts, settings: WebSessionSettings): WebSessions {
   const { db, audit, authenticator, directory, secondFactors } = parts;
@@ -189,24 +203,28 @@ export function createWebSessions(parts: WebSessionParts, settings: WebSessionSe
     throw error;
   };
 
-  /** The live session behind a token; an expired one is removed (audited) and refused. */
-  const load = async (token: string, origin: RequestOrigin): Promise<{ hash: string; session: StoredSession }> => {
-    if (typeof token !== 'string' || token.length === 0 || token.length > 128) return refuse('SESSION_EXPIRED', origin, null, 'malformed session cookie');
+  /**
+   * The live session behind a token, and the request's origin naming it; an
+   * expired one is removed (audited) and refused.
+   */
+  const load = async (token: string, anonymous: RequestOrigin): Promise<{ hash: string; session: StoredSession; origin: RequestOrigin }> => {
+    if (typeof token !== 'string' || token.length === 0 || token.length > 128) return refuse('SESSION_EXPIRED', anonymous, null, 'malformed session cookie');
     const hash = tokenHash(token);
     const session = await store.get(sessionKey(hash));
-    if (session === undefined || session === true) return refuse('SESSION_EXPIRED', origin, null, 'no such session (signed out, revoked or expired)');
+    if (session === undefined || session === true) return refuse('SESSION_EXPIRED', anonymous, null, 'no such session (signed out, revoked or expired)');
+    const origin = inSession(anonymous, hash, session);
     const { absolute, idle } = expiryOf(session);
     const at = now();
     if (at >= absolute || at >= idle) {
       await expire(hash, session, at >= absolute ? 'absolute' : 'idle', origin);
       throw new VellumError('SESSION_EXPIRED');
     }
-    return { hash, session };
+    return { hash, session, origin };
   };
 
   const expire = (hash: string, session: StoredSession, limit: 'idle' | 'absolute', origin: RequestOrigin | null) =>
     audit.record({
-      action: 'auth.session.expire', outcome: 'success', actor: session.principal, ...(origin ? where(origin) : { protocol: 'system' }),
+      action: 'auth.session.expire', outcome: 'success', actor: session.principal, ...(origin ? where(origin) : { protocol: 'system', session: publicId(hash, session) }),
       detail: limit === 'idle' ? `idle for more than ${settings.idleMinutes} min` : `older than ${settings.absoluteHours} h`,
     }, del(hash, session));
 
@@ -237,15 +255,18 @@ export function createWebSessions(parts: WebSessionParts, settings: WebSessionSe
     }
   };
 
-  return {
-    async signIn(login, password, origin) {
+  const sessions: WebSessions = {
+    async signIn(login, password, anonymous) {
+      // The id exists before the password is checked, so the sign-in's entry names the session too.
+      const id = `web:${newId()}`;
+      const origin = { ...anonymous, session: id };
       const principal = await authenticator.authenticate(login, password, origin);
       const enrolled = await secondFactors.isEnrolled(principal.id);
       const state: WebSessionState = !mfaRequired(principal, settings.mfa, { enrolled }) ? 'complete' : enrolled ? 'second-factor' : 'enrolment';
       const token = randomBytes(TOKEN_BYTES).toString('base64url');
       const hash = tokenHash(token);
       const at = now();
-      const session: StoredSession = { principal, snapshotAt: at, state, csrfToken: randomBytes(TOKEN_BYTES).toString('base64url'), createdAt: at, lastSeenAt: at, failedCodes: 0 };
+      const session: StoredSession = { id, principal, snapshotAt: at, state, csrfToken: randomBytes(TOKEN_BYTES).toString('base64url'), createdAt: at, lastSeenAt: at, failedCodes: 0 };
       await audit.record({ action: 'auth.session.start', outcome: 'success', actor: principal, ...where(origin), newValue: { state } }, put(hash, session));
       return { token, session: await viewOf(session) };
     },
@@ -254,8 +275,8 @@ export function createWebSessions(parts: WebSessionParts, settings: WebSessionSe
       return viewOf((await load(token, origin)).session);
     },
 
-    async secondFactor(token, proof, check, origin) {
-      const { hash, session } = await load(token, origin);
+    async secondFactor(token, proof, check, request) {
+      const { hash, session, origin } = await load(token, request);
       await checkCsrf(session, check, origin);
       inState(session, ['second-factor'], 'The second factor');
       const complete: StoredSession = { ...session, state: 'complete', lastSeenAt: now(), failedCodes: 0 };
@@ -266,16 +287,16 @@ export function createWebSessions(parts: WebSessionParts, settings: WebSessionSe
       return viewOf(complete);
     },
 
-    async beginEnrolment(token, check, origin) {
-      const { session } = await load(token, origin);
+    async beginEnrolment(token, check, request) {
+      const { session, origin } = await load(token, request);
       await checkCsrf(session, check, origin);
       inState(session, ['enrolment', 'complete'], 'Enrolment');
       const enrolment = await secondFactors.begin(session.principal, origin);
       return { uri: enrolment.uri, qr: await qrSvg(enrolment.uri), secret: enrolment.secret };
     },
 
-    async confirmEnrolment(token, code, check, origin) {
-      const { hash, session } = await load(token, origin);
+    async confirmEnrolment(token, code, check, request) {
+      const { hash, session, origin } = await load(token, request);
       await checkCsrf(session, check, origin);
       inState(session, ['enrolment', 'complete'], 'Confirming an enrolment');
       const complete: StoredSession = { ...session, state: 'complete', lastSeenAt: now(), failedCodes: 0 };
@@ -286,8 +307,8 @@ export function createWebSessions(parts: WebSessionParts, settings: WebSessionSe
       return { recoveryCodes, session: await viewOf(complete) };
     },
 
-    async regenerateRecoveryCodes(token, code, check, origin) {
-      const { hash, session } = await load(token, origin);
+    async regenerateRecoveryCodes(token, code, check, request) {
+      const { hash, session, origin } = await load(token, request);
       await checkCsrf(session, check, origin);
       if (session.state !== 'complete') return refuse('MFA_REQUIRED', origin, session.principal, `recovery codes from a session in state "${session.state}"`);
       if (!(await secondFactors.isEnrolled(session.principal.id))) throw new VellumError('BAD_REQUEST', 'Recovery codes belong to a TOTP enrolment; enrol first.');
@@ -296,7 +317,11 @@ export function createWebSessions(parts: WebSessionParts, settings: WebSessionSe
     },
 
     async authenticate(token, check, origin) {
-      const { hash, session } = await load(token, origin);
+      return (await sessions.resume(token, check, origin)).principal;
+    },
+
+    async resume(token, check, request) {
+      const { hash, session, origin } = await load(token, request);
       if (session.state !== 'complete') return refuse('MFA_REQUIRED', origin, session.principal, `session in state "${session.state}"`);
       await checkCsrf(session, check, origin);
       const at = now();
@@ -310,11 +335,11 @@ export function createWebSessions(parts: WebSessionParts, settings: WebSessionSe
         current = { ...session, principal, snapshotAt: at };
       }
       if (current !== session || at - session.lastSeenAt >= touchMs) await db.write(put(hash, { ...current, lastSeenAt: at }));
-      return current.principal;
+      return { principal: current.principal, session: publicId(hash, session) };
     },
 
-    async signOut(token, check, origin) {
-      const { hash, session } = await load(token, origin);
+    async signOut(token, check, request) {
+      const { hash, session, origin } = await load(token, request);
       await checkCsrf(session, check, origin);
       await audit.record({ action: 'auth.logout', outcome: 'success', actor: session.principal, ...where(origin) }, del(hash, session));
     },
@@ -346,4 +371,5 @@ export function createWebSessions(parts: WebSessionParts, settings: WebSessionSe
       return swept;
     },
   };
+  return sessions;
 }

@@ -19,4 +19,21 @@ export interface RequestOrigin {
   readonly ip: string;
   readonly client: string;
   readonly protocol: 'webdav' | 'web' | 'api' | 'cli' | 'system';
+  /**
+   * The sign-in the request is served from: a web session's public id, or the
+   * id made when an HTTP Basic sign-in was checked (`basic:...`, `app:...`) and
+   * kept with the cached sign-in. Never a secret. Absent before sign-in.
+   */
+  readonly session?: string;
+}
+
+/** A person signed in, and the id of that sign-in (RequestOrigin.session). */
+export interface SignIn {
+  readonly principal: Principal;
+  readonly session: string;
+}
+
+/** The audit fields of where a request came from, and which sign-in it belongs to. */
+export function originFields(origin: RequestOrigin): { ip: string; client: string; protocol: RequestOrigin['protocol']; session?: string } {
+  return { ip: origin.ip, client: origin.client, protocol: origin.protocol, ...(origin.session === undefined ? {} : { session: origin.session }) };
 }

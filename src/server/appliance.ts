@@ -18,6 +18,7 @@ import { createAlerts, createAppPasswords, createAuthenticator, createCredential
 import { openGroupAdmin, openSession, type GroupAdminParts, type Session, type SessionParts } from '../session/index.ts';
 import { createVault, openBlobStore, type Vault } from '../vault/index.ts';
 import { createWebHandler } from '../web/index.ts';
+import { recordConfiguration } from './config-record.ts';
 import { loadTlsMaterial } from './tls.ts';
 
 export const PRODUCT = { name: 'Vellum', version: '0.1.0' } as const;
@@ -60,6 +61,8 @@ export async function startAppliance(config: Config, log: Logger): Promise<Appli
     const db: Database = await openDatabase(join(config.dataDir, 'db'));
     closers.push(() => db.close());
     const audit = await openAuditTrail(db);
+    // 11.10(k): a configuration different from the last start's is audited before anything is served.
+    await recordConfiguration(db, audit, config);
     const blobs = await openBlobStore(config.dataDir, keys);
     const vault = createVault({
       db, audit, blobs, keys, dataDir: config.dataDir, lockTimeout: config.dav.lockTimeout,
@@ -115,6 +118,7 @@ export async function startAppliance(config: Config, log: Logger): Promise<Appli
       xmlBodyBytes: config.limits.xmlBodyBytes,
       allowInfiniteDepth: config.dav.allowInfiniteDepth,
       uploadBytes: config.limits.uploadBytes,
+      auditPropfind: config.audit.propfind,
       authenticator,
       sessionFor: (principal, origin, sessionOptions) => openSession(sessionParts, principal, origin, sessionOptions),
       log: logSink,

@@ -7,7 +7,7 @@
 
 import { decideSystem } from '../access/index.ts';
 import type { AuditEvent, AuditTrail } from '../audit/index.ts';
-import { isVellumError, VellumError, type Principal, type RequestOrigin } from '../kernel/index.ts';
+import { isVellumError, originFields, VellumError, type Principal, type RequestOrigin } from '../kernel/index.ts';
 
 /** What the facade reads of a group (the Directory's GroupDetail, passed through whole, has more). */
 export interface GroupFacts {
@@ -65,7 +65,7 @@ export interface GroupAdmin {
 
 export function openGroupAdmin(parts: GroupAdminParts, principal: Principal, origin: RequestOrigin): GroupAdmin {
   const { directory, audit } = parts;
-  const where = { actor: principal, ip: origin.ip, client: origin.client, protocol: origin.protocol };
+  const where = { actor: principal, ...originFields(origin) };
 
   /** Administrators only; a refusal is audited under the action asked for. */
   async function authorize(action: string, object: AuditEvent['object']): Promise<string[]> {

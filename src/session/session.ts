@@ -9,7 +9,7 @@ import {
 } from '../access/index.ts';
 import type { AuditEvent, AuditTrail } from '../audit/index.ts';
 import {
-  formatVaultPath, isVellumError, VellumError, type Principal, type RequestOrigin, type VaultPath,
+  formatVaultPath, isVellumError, originFields, VellumError, type Principal, type RequestOrigin, type VaultPath,
 } from '../kernel/index.ts';
 import type {
   ByteRange, KeyStatus, LockRecord, LockRequest, NewStudy, NodeRecord, NodeView, PropertyMap, PropertyOperation, StorageUsage, RotationStatus, ScrubStatus, StudyRecord, TransferResult, Vault,
@@ -117,6 +117,11 @@ export interface Session {
    * @throws NOT_FOUND, FORBIDDEN, PROPERTIES_TOO_LARGE
    */
   patchProperties(path: VaultPath, operations: readonly PropertyOperation[]): Promise<NodeRecord>;
+  /**
+   * Audits a listing (PROPFIND, when audit.propfind is on) as `node.list` with
+   * the depth asked for; the path was found with stat() first (which audits denials).
+   */
+  recordListing(path: VaultPath, depth: 0 | 1 | 'infinity', nodeId?: string): Promise<void>;
   /** Quota figures (RFC 4331) for the study of path. */
   storageUsage(path: VaultPath): Promise<StorageUsage>;
 
@@ -217,7 +222,7 @@ function raisingAlerts(body: Readable, raise: (e: Error) => Promise<void>): Read
 
 export function openSession(parts: SessionParts, principal: Principal, origin: RequestOrigin, options: SessionOptions = {}): Session {
   const { vault, audit } = parts;
-  const where = { actor: principal, ip: origin.ip, client: origin.client, protocol: origin.protocol };
+  const where = { actor: principal, ...originFields(origin) };
 
   /** The study, or NOT_FOUND. */
   async function studyOf(id: string): Promise<StudyRecord> {
@@ -545,6 +550,16 @@ export function openSession(parts: SessionParts, principal: Principal, origin: R
     },
 
     patchProperties: (path, operations) => change(path, 'write', 'node.properties', (roles) => vault.patchProperties(path, operations, actor(roles))),
+
+    async recordListing(path, depth, nodeId) {
+      // The top level (the list of studies) is open to everyone signed in: no study, no roles.
+      const roles = path.study === null ? [] : await authorize(path, 'see', 'node.list');
+      await audit.record({
+        ...where, action: 'node.list', outcome: 'success', roles,
+        object: { ...(path.study === null ? {} : { study: path.study }), path: formatVaultPath(path), ...(nodeId === undefined ? {} : { nodeId }) },
+        newValue: { depth },
+      });
+    },
 
     async storageUsage(path) {
       await authorize(path, 'see', 'node.stat');

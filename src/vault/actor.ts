@@ -2,7 +2,7 @@
 // audit entry. Background jobs audit as the system (actor null).
 
 import type { AuditEvent } from '../audit/index.ts';
-import type { Principal, RequestOrigin } from '../kernel/index.ts';
+import { originFields, type Principal, type RequestOrigin } from '../kernel/index.ts';
 import type { PersonRef } from './records.ts';
 
 /** Who is making a change, from where, in which roles, and why. */
@@ -24,9 +24,7 @@ export function auditBase(actor: Actor | null): Omit<AuditEvent, 'action' | 'out
   return {
     actor: actor.principal,
     roles: actor.roles,
-    ip: actor.origin.ip,
-    client: actor.origin.client,
-    protocol: actor.origin.protocol,
+    ...originFields(actor.origin),
     ...(actor.reason === undefined ? {} : { reason: actor.reason }),
   };
 }

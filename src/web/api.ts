@@ -42,8 +42,7 @@ const MAX_REASON = 1000;
 /** Methods that change nothing, so a cookie request needs no CSRF token. */
 const SAFE_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS']);
 /**
- * How API requests are named in the audit trail. The kernel's RequestOrigin
- * has no 'api' protocol yet; until it has, API requests are recorded as 'web'.
+ * How API requests with HTTP Basic are named in the audit trail (cookie requests are the web UI's: 'web').
  */
 const PROTOCOL: RequestOrigin['protocol'] = 'api';
 
@@ -136,10 +135,13 @@ export function createApi(options: ApiOptions): RouterMiddleware {
       const origin = originOf(req, 'web');
       const csrf = req.headers[CSRF_HEADER];
       const check = { csrfToken: typeof csrf === 'string' ? csrf : undefined, stateChanging: !SAFE_METHODS.has(req.method ?? '') };
-      return { principal: await options.webSessions.authenticate(token, check, origin), origin };
+      const signIn = await options.webSessions.resume(token, check, origin);
+      return { principal: signIn.principal, origin: { ...origin, session: signIn.session } };
     }
     const origin = originOf(req, PROTOCOL);
-    return { principal: await options.authenticator.authenticateBasic(req.headers.authorization, origin), origin };
+    const signIn = await options.authenticator.authenticateBasic(req.headers.authorization, origin);
+    // Every entry of this request names the sign-in it was served from.
+    return { principal: signIn.principal, origin: { ...origin, session: signIn.session } };
   }
 
   get('/studies', async ({ session }) => json(await session.studiesOverview()));

@@ -13,7 +13,7 @@ const dana = person('dana');
 test('11.10(d) only the same login and password hit; entries expire after the configured time', (t) => {
   const clock = new ManualClock();
   const cache = createCredentialCache({ seconds: 60, clock });
-  cache.remember('sam', 'right', { principal: sam });
+  cache.remember('sam', 'right', { principal: sam, session: 'basic:t' });
   t.is(cache.find('sam', 'right')?.principal, sam);
   t.is(cache.find('sam', 'wrong'), undefined);
   t.is(cache.find('sam', 'right '), undefined);
@@ -28,7 +28,7 @@ test('11.10(d) only the same login and password hit; entries expire after the co
 test('11.10(d) a cached entry holds the principal and login, not the password', (t) => {
   const cache = createCredentialCache({ seconds: 60 });
   const password = 'very-distinct-password-0815';
-  cache.remember('sam', password, { principal: sam });
+  cache.remember('sam', password, { principal: sam, session: 'basic:t' });
   const seen = new WeakSet<object>();
   const strings: string[] = [];
   const walk = (value: unknown) => {
@@ -49,17 +49,17 @@ test('11.10(d) a cached entry holds the principal and login, not the password', 
 
 test('11.300 a cache of 0 seconds remembers nothing', (t) => {
   const cache = createCredentialCache({ seconds: 0 });
-  cache.remember('sam', 'right', { principal: sam });
+  cache.remember('sam', 'right', { principal: sam, session: 'basic:t' });
   t.is(cache.find('sam', 'right'), undefined);
   t.is(cache.size, 0);
 });
 
 test('11.300 a wrong password (or a lockout) drops every entry of that login, whatever its case and spacing', (t) => {
   const cache = createCredentialCache({ seconds: 60 });
-  cache.remember('sam', 'right', { principal: sam });
-  cache.remember('Sam', 'right', { principal: sam });
-  cache.remember('sam', 'vlmap_x', { principal: sam, appPasswordId: 'a1' });
-  cache.remember('dana', 'hers', { principal: dana });
+  cache.remember('sam', 'right', { principal: sam, session: 'basic:t' });
+  cache.remember('Sam', 'right', { principal: sam, session: 'basic:t' });
+  cache.remember('sam', 'vlmap_x', { principal: sam, session: 'basic:t', appPasswordId: 'a1' });
+  cache.remember('dana', 'hers', { principal: dana, session: 'basic:t' });
   cache.dropLogin(' SAM ');
   t.is(cache.find('sam', 'right'), undefined);
   t.is(cache.find('Sam', 'right'), undefined);
@@ -69,10 +69,10 @@ test('11.300 a wrong password (or a lockout) drops every entry of that login, wh
 
 test('11.300 a successful bind with a new password drops the old one; app passwords of the login stay', (t) => {
   const cache = createCredentialCache({ seconds: 60 });
-  cache.remember('sam', 'old', { principal: sam });
-  cache.remember('sam', 'vlmap_laptop', { principal: sam, appPasswordId: 'a1' });
-  cache.remember('sam', 'vlmap_phone', { principal: sam, appPasswordId: 'a2' });
-  cache.remember('sam', 'new', { principal: sam });
+  cache.remember('sam', 'old', { principal: sam, session: 'basic:t' });
+  cache.remember('sam', 'vlmap_laptop', { principal: sam, session: 'basic:t', appPasswordId: 'a1' });
+  cache.remember('sam', 'vlmap_phone', { principal: sam, session: 'basic:t', appPasswordId: 'a2' });
+  cache.remember('sam', 'new', { principal: sam, session: 'basic:t' });
   t.is(cache.find('sam', 'old'), undefined, 'the changed password no longer signs in from the cache');
   t.is(cache.find('sam', 'new')?.principal, sam);
   t.is(cache.find('sam', 'vlmap_laptop')?.appPasswordId, 'a1');
@@ -81,9 +81,9 @@ test('11.300 a successful bind with a new password drops the old one; app passwo
 
 test('11.300(c) forget drops a person by id or DN (group change) and sign-ins made with a revoked app password', (t) => {
   const cache = createCredentialCache({ seconds: 60 });
-  cache.remember('sam', 'right', { principal: sam });
-  cache.remember('dana', 'hers', { principal: dana });
-  cache.remember('dana', 'vlmap_d', { principal: dana, appPasswordId: 'd1' });
+  cache.remember('sam', 'right', { principal: sam, session: 'basic:t' });
+  cache.remember('dana', 'hers', { principal: dana, session: 'basic:t' });
+  cache.remember('dana', 'vlmap_d', { principal: dana, session: 'basic:t', appPasswordId: 'd1' });
   cache.forget({ id: sam.id });
   t.is(cache.find('sam', 'right'), undefined);
   cache.forget({ appPasswordId: 'd1' });
@@ -95,7 +95,7 @@ test('11.300(c) forget drops a person by id or DN (group change) and sign-ins ma
 
 test('the cache is bounded: the oldest entry goes first', (t) => {
   const cache = createCredentialCache({ seconds: 60, maxEntries: 3 });
-  for (const login of ['a', 'b', 'c', 'd']) cache.remember(login, 'pw', { principal: person(login) });
+  for (const login of ['a', 'b', 'c', 'd']) cache.remember(login, 'pw', { principal: person(login), session: 'basic:t' });
   t.is(cache.size, 3);
   t.is(cache.find('a', 'pw'), undefined);
   t.is(cache.find('d', 'pw')?.principal.login, 'd');

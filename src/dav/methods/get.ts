@@ -19,6 +19,7 @@ export async function get(ctx: DavContext): Promise<void> {
     ETag: etagOf(file.node),
     'Last-Modified': new Date(file.node.modifiedAt).toUTCString(),
   };
+  // HEAD reads no content, only the records (as PROPFIND does): no file.read entry.
   if (headOnly) {
     res.writeHead(200, { ...headers, 'Content-Length': String(size) }).end();
     return;

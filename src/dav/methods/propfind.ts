@@ -57,6 +57,8 @@ export async function propfind(ctx: DavContext): Promise<void> {
   const request = parsePropfind(await readBody(req, options.xmlBodyBytes));
   // Looked up (and access checked) before the 207 goes out: refusals are plain 403/404.
   const node = path.study === null ? null : await session.stat(path);
+  // Before the 207 goes out: a listing that cannot be audited is not answered.
+  if (options.auditPropfind) await session.recordListing(path, depth, node?.id);
   const target: Resource = { path, node, href: '' };
   const writer = new MultistatusWriter(res);
   const answer = answerer(ctx, request, writer);

@@ -7,3 +7,6 @@
 export { openAuditTrail, type AuditTrail, type ChainReport } from './trail.ts';
 export { canonicalJson, chainHash, entryBody, entryHash, GENESIS_HASH, type AuditEntry, type AuditEntryBody, type AuditEvent, type AuditActor, type AuditObject, type Outcome } from './entry.ts';
 export { checkpointSignatureValid, checkpointStatement, parseCheckpointStatement, signCheckpoint, type CheckpointFields, type CheckpointSigner, type SignedCheckpoint } from './checkpoint.ts';
+export { exportTrail, type AuditExportSource, type ExportFilter, type ExportOptions } from './export.ts';
+export { verifyExport, type ExportReport, type VerifyOptions } from './export-verify.ts';
+export type { ExportFormat } from './export-format.ts';

@@ -9,10 +9,15 @@ export type ParsedFlags = Record<string, string | number | boolean | undefined>;
 
 export class UsageError extends Error {}
 
-export function parseFlags(argv: readonly string[], spec: FlagSpec): ParsedFlags {
+/** `operands` collects up to `maxOperands` arguments that are not options (e.g. a FILE), in order. */
+export function parseFlags(argv: readonly string[], spec: FlagSpec, operands: string[] = [], maxOperands = 0): ParsedFlags {
   const out: ParsedFlags = {};
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
+    if (!arg.startsWith('--') && operands.length < maxOperands) {
+      operands.push(arg);
+      continue;
+    }
     if (!arg.startsWith('--')) throw new UsageError(`Unexpected argument "${arg}".`);
     const [name, inline] = arg.slice(2).split(/=(.*)/s, 2) as [string, string | undefined];
     const flag = spec[name];

@@ -6,8 +6,10 @@ export interface Command {
   readonly flags: FlagSpec;
   /** More help, printed after the options (examples, exit statuses). */
   readonly details?: string;
+  /** The arguments it takes besides options, by name (e.g. ['FILE']); all required. */
+  readonly operands?: readonly string[];
   /** Resolves to the exit code. */
-  run(flags: ParsedFlags): Promise<number>;
+  run(flags: ParsedFlags, operands: readonly string[]): Promise<number>;
 }
 
 /** Commands under one word, e.g. `vellum keys status` and `vellum keys rotate`. */

@@ -6,13 +6,14 @@
 import { describeFlags, parseFlags, UsageError } from './args.ts';
 import { CommandFailure, isGroup, type Command, type CommandGroup } from './command.ts';
 import { demoCommand } from './demo.ts';
+import { auditCommands } from './audit.ts';
 import { keysCommands } from './keys.ts';
 import { scrubCommand } from './scrub.ts';
 import { serveCommand } from './serve.ts';
 import { isVellumError } from '../kernel/index.ts';
 import { PRODUCT } from '../server/index.ts';
 
-const COMMANDS: readonly (Command | CommandGroup)[] = [serveCommand, demoCommand, keysCommands, scrubCommand];
+const COMMANDS: readonly (Command | CommandGroup)[] = [serveCommand, demoCommand, keysCommands, scrubCommand, auditCommands];
 
 /** A command with the words that name it, e.g. ['keys', 'rotate']. */
 interface Named {
@@ -54,7 +55,7 @@ function groupHelp(group: CommandGroup): string {
 
 function commandHelp({ words, command }: Named): string {
   return [
-    `Usage: vellum ${words.join(' ')} [options]`, '', command.summary, '', 'Options:',
+    `Usage: vellum ${[...words, ...(command.operands ?? [])].join(' ')} [options]`, '', command.summary, '', 'Options:',
     describeFlags(command.flags), '  --help'.padEnd(28) + 'Show this help.',
     ...(command.details ? ['', command.details] : []),
   ].join('\n');
@@ -101,7 +102,11 @@ export async function runCli(argv: readonly string[]): Promise<number> {
   }
   const label = `vellum ${named.words.join(' ')}`;
   try {
-    return await named.command.run(parseFlags(args, named.command.flags));
+    const operands: string[] = [];
+    const flags = parseFlags(args, named.command.flags, operands, named.command.operands?.length);
+    const missing = named.command.operands?.slice(operands.length) ?? [];
+    if (missing.length > 0) throw new UsageError(`${missing.join(' ')} is needed.`);
+    return await named.command.run(flags, operands);
   } catch (e) {
     if (e instanceof UsageError) {
       console.error(`${e.message}\n\n${commandHelp(named)}`);

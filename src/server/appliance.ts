@@ -59,7 +59,8 @@ export async function startAppliance(config: Config, log: Logger): Promise<Appli
     closers.push(() => directory.close());
     const db: Database = await openDatabase(join(config.dataDir, 'db'));
     closers.push(() => db.close());
-    const audit = await openAuditTrail(db);
+    const audit = await openAuditTrail(db, { checkpoints: config.audit.checkpoints });
+    closers.push(() => audit.close());
     const blobs = await openBlobStore(config.dataDir, keys);
     const vault = createVault({
       db, audit, blobs, keys, dataDir: config.dataDir, lockTimeout: config.dav.lockTimeout,

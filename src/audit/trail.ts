@@ -216,10 +216,22 @@ export async function openAuditTrail(db: Database, options: AuditTrailOptions = 
     return run;
   };
 
-  /** A background attempt, unless one is under way (the next trigger picks up what it missed). */
+  /** Set when the entry count was reached while a signing was under way: counted again when it ends. */
+  let countAgain = false;
+
+  /** A background attempt; while one is under way, the entry count is looked at again when it ends. */
   const trigger = () => {
-    if (signer === undefined || closed || busy) return;
-    void serialised(attempt).catch(() => undefined);
+    if (signer === undefined || closed) return;
+    if (busy) {
+      countAgain = true;
+      return;
+    }
+    void serialised(attempt).catch(() => undefined).finally(() => {
+      if (countAgain) {
+        countAgain = false;
+        afterAppend();
+      }
+    });
   };
 
   function afterAppend(): void {

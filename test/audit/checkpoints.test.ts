@@ -14,12 +14,11 @@ import {
   type AuditEntry, type AuditEvent, type AuditTrail, type AuditTrailOptions, type StoredCheckpoint,
 } from '../../src/audit/index.ts';
 import { inclusionProof, leafHash, nodeHash, rangeHash, rootFromInclusionProof } from '../../src/audit/merkle.ts';
-import { openDatabase, type Database } from '../../src/db/index.ts';
+import type { Database } from '../../src/db/index.ts';
 import { isVellumError, type Clock, type VellumError } from '../../src/kernel/index.ts';
-import { eventually, makeTestSigner, type TestSigner } from './test-signer.ts';
+import { eventually, makeTestSigner, tempStores, type TestSigner } from './support.ts';
 
-const dirs: string[] = [];
-const open: Database[] = [];
+const { newLocation, openDb, cleanup } = tempStores('vellum-checkpoints-');
 const trails: AuditTrail[] = [];
 let keysDir = '';
 let signer: TestSigner;
@@ -31,21 +30,9 @@ test.before(async () => {
 
 test.after.always(async () => {
   await Promise.all(trails.map((trail) => trail.close().catch(() => undefined)));
-  await Promise.all(open.map((db) => db.close().catch(() => undefined)));
-  await Promise.all([...dirs, keysDir].filter(Boolean).map((dir) => rm(dir, { recursive: true, force: true })));
+  await cleanup();
+  if (keysDir !== '') await rm(keysDir, { recursive: true, force: true });
 });
-
-async function newLocation(): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'vellum-checkpoints-'));
-  dirs.push(dir);
-  return join(dir, 'db');
-}
-
-async function openDb(location: string): Promise<Database> {
-  const db = await openDatabase(location);
-  open.push(db);
-  return db;
-}
 
 async function openTrail(db: Database, options: AuditTrailOptions): Promise<AuditTrail> {
   const trail = await openAuditTrail(db, options);

@@ -6,31 +6,13 @@
 
 import test from 'ava';
 import { Level } from 'level';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { entryHash, GENESIS_HASH, openAuditTrail, type AuditEntry, type AuditEvent, type AuditTrail } from '../../src/audit/index.ts';
-import { openDatabase, type Database, type WriteOp } from '../../src/db/index.ts';
+import type { Database, WriteOp } from '../../src/db/index.ts';
+import { tempStores } from './support.ts';
 import { isVellumError, type Clock } from '../../src/kernel/index.ts';
 
-const dirs: string[] = [];
-const open: Database[] = [];
-test.after.always(async () => {
-  await Promise.all(open.map((db) => db.close().catch(() => undefined)));
-  await Promise.all(dirs.map((dir) => rm(dir, { recursive: true, force: true })));
-});
-
-async function newLocation(): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'vellum-audit-'));
-  dirs.push(dir);
-  return join(dir, 'db');
-}
-
-async function openDb(location: string): Promise<Database> {
-  const db = await openDatabase(location);
-  open.push(db);
-  return db;
-}
+const { newLocation, openDb, cleanup } = tempStores('vellum-audit-');
+test.after.always(cleanup);
 
 /** A clock that ticks one millisecond per reading, so entries have distinct, known times. */
 function tickingClock(): Clock {

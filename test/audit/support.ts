@@ -1,14 +1,17 @@
-// A CheckpointSigner for the audit tests: an RSA-3072 key from node:crypto and
-// a self-signed certificate made by a real `openssl req -x509` (the HSM-backed
-// signer is tested with the keys). It can be made to fail, or to block until
-// released, so tests can watch retries and writers that must not wait.
+// What the audit tests share: real LevelDB stores in temporary directories,
+// and a CheckpointSigner with an RSA-3072 key from node:crypto and a
+// self-signed certificate made by a real `openssl req -x509` (the HSM-backed
+// signer is tested with the keys). The signer can be made to fail, or to block
+// until released, so tests can watch retries and writers that must not wait.
 
 import { execFile } from 'node:child_process';
 import { createSign, generateKeyPairSync } from 'node:crypto';
-import { readFile, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { CheckpointSigner } from '../../src/audit/index.ts';
+import { openDatabase, type Database } from '../../src/db/index.ts';
 import { VellumError } from '../../src/kernel/index.ts';
 
 const run = promisify(execFile);
@@ -87,4 +90,26 @@ export async function eventually(condition: () => boolean | Promise<boolean>, wh
     if (Date.now() > deadline) throw new Error(`gave up waiting: ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
+}
+
+/** Databases in temporary directories; cleanup() closes and removes them all. */
+export function tempStores(prefix: string) {
+  const dirs: string[] = [];
+  const open: Database[] = [];
+  return {
+    async newLocation(): Promise<string> {
+      const dir = await mkdtemp(join(tmpdir(), prefix));
+      dirs.push(dir);
+      return join(dir, 'db');
+    },
+    async openDb(location: string): Promise<Database> {
+      const db = await openDatabase(location);
+      open.push(db);
+      return db;
+    },
+    async cleanup(): Promise<void> {
+      await Promise.all(open.map((db) => db.close().catch(() => undefined)));
+      await Promise.all(dirs.map((dir) => rm(dir, { recursive: true, force: true })));
+    },
+  };
 }

@@ -46,26 +46,23 @@ const PROGRESS_EVERY = 10_000;
 class Broken extends Error {
   readonly seq: number;
   readonly problem: string;
+  /** Entries known good, when fewer than those looked at (tree nodes are compared in batches). */
+  readonly passed: number | undefined;
 
-  constructor(seq: number, problem: string) {
+  constructor(seq: number, problem: string, passed?: number) {
     super(problem);
     this.seq = seq;
     this.problem = problem;
+    this.passed = passed;
   }
 }
 
-/** Reads one level's stored nodes in index order, one at a time. */
-function levelReader(tree: Section<string>, level: number, size: number) {
-  const end = Math.floor(size / 2 ** level);
-  const iterator = tree.entries({ gte: treeKey(level, 0), lt: treeKey(level, end) })[Symbol.asyncIterator]();
-  return () => iterator.next();
-}
+/** Completed nodes are compared with the stored ones in batches of this many (one getMany each). */
+const NODE_BATCH = 2048;
 
 export async function verifyStore(view: StoreView, options: VerifyOptions = {}): Promise<ChainReport> {
   const { size } = view;
-  // Every reader is made before the first await, so they all see the store as it was at the start.
-  const levels: (() => Promise<IteratorResult<[string, string]>>)[] = [];
-  for (let level = 1; 2 ** level <= size; level++) levels[level] = levelReader(view.tree, level, size);
+  // Both readers are made before the first await, so they see the store as it was at the start.
   const checkpointReader = view.checkpoints.entries({ lte: seqKey(Math.max(size, view.checkpointBound)) })[Symbol.asyncIterator]();
   const entryIterable = view.entries.entries({ lte: seqKey(size) });
 
@@ -88,19 +85,22 @@ export async function verifyStore(view: StoreView, options: VerifyOptions = {}):
     }
   };
 
-  const checkNodes = async (completed: readonly CompletedNode[]): Promise<void> => {
-    for (const node of completed) {
-      const stored = await levels[node.level]!();
-      const expectedKey = treeKey(node.level, node.index);
+  /** Nodes completed so far and not compared yet, in the order they were completed. */
+  let pendingNodes: CompletedNode[] = [];
+  const checkNodes = async (): Promise<void> => {
+    if (pendingNodes.length === 0) return;
+    const nodes = pendingNodes;
+    pendingNodes = [];
+    const stored = await view.tree.getMany(nodes.map((node) => treeKey(node.level, node.index)));
+    nodes.forEach((node, i) => {
+      const key = treeKey(node.level, node.index);
       const first = node.index * 2 ** node.level + 1;
       const last = (node.index + 1) * 2 ** node.level;
-      if (stored.done || stored.value[0] !== expectedKey) {
-        throw new Broken(first, `the tree node over entries ${first}-${last} (${expectedKey}) is missing`);
+      if (stored[i] === undefined) throw new Broken(first, `the tree node over entries ${first}-${last} (${key}) is missing`, first - 1);
+      if (stored[i] !== node.hash.toString('hex')) {
+        throw new Broken(first, `entries ${first}-${last} do not match the tree node stored when they were written (${key}): one of them, or the node, was changed`, first - 1);
       }
-      if (stored.value[1] !== node.hash.toString('hex')) {
-        throw new Broken(first, `entries ${first}-${last} do not match the tree node stored when they were written (${expectedKey}): one of them, or the node, was changed`);
-      }
-    }
+    });
   };
 
   try {
@@ -108,14 +108,22 @@ export async function verifyStore(view: StoreView, options: VerifyOptions = {}):
     for await (const [key, entry] of entryIterable) {
       const expectedSeq = checked + 1;
       const problem = entryProblem(key, entry, expectedSeq, prevHash);
-      if (problem !== null) throw new Broken(expectedSeq, `entry ${expectedSeq}: ${problem}`);
-      const completed = frontier.append(leafHash(entry.hash));
-      if (completed.length > 0) await checkNodes(completed);
+      if (problem !== null) {
+        // A node completed before this entry is an earlier problem.
+        await checkNodes();
+        throw new Broken(expectedSeq, `entry ${expectedSeq}: ${problem}`);
+      }
+      for (const node of frontier.append(leafHash(entry.hash))) pendingNodes.push(node);
       prevHash = entry.hash;
       checked = expectedSeq;
-      if (!nextCheckpoint.done && Number(nextCheckpoint.value[0]) === checked) await checkCheckpointsAt(checked);
+      if (!nextCheckpoint.done && Number(nextCheckpoint.value[0]) === checked) {
+        await checkNodes();
+        await checkCheckpointsAt(checked);
+      }
+      if (pendingNodes.length >= NODE_BATCH) await checkNodes();
       if (checked % PROGRESS_EVERY === 0) options.onProgress?.(checked, size);
     }
+    await checkNodes();
     if (!nextCheckpoint.done) {
       const covering = Number(nextCheckpoint.value[0]);
       throw new Broken(checked + 1, `entries after ${checked} are missing: checkpoint ${covering} covers them`);
@@ -123,7 +131,7 @@ export async function verifyStore(view: StoreView, options: VerifyOptions = {}):
   } catch (e) {
     if (!(e instanceof Broken)) throw e;
     options.onProgress?.(checked, size);
-    return { ok: false, checked, checkpoints, firstBroken: { seq: e.seq, problem: e.problem } };
+    return { ok: false, checked: Math.min(checked, e.passed ?? checked), checkpoints, firstBroken: { seq: e.seq, problem: e.problem } };
   }
   options.onProgress?.(checked, size);
   return { ok: true, checked, checkpoints };

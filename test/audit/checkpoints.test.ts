@@ -6,9 +6,6 @@
 
 import test from 'ava';
 import { Level } from 'level';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import {
   checkpointSignatureValid, CHECKPOINT_SECTION, openAuditTrail, TREE_SECTION,
   type AuditEntry, type AuditEvent, type AuditTrail, type AuditTrailOptions, type StoredCheckpoint,
@@ -16,22 +13,18 @@ import {
 import { inclusionProof, leafHash, nodeHash, rangeHash, rootFromInclusionProof } from '../../src/audit/merkle.ts';
 import type { Database } from '../../src/db/index.ts';
 import { isVellumError, type Clock, type VellumError } from '../../src/kernel/index.ts';
-import { eventually, makeTestSigner, tempStores, type TestSigner } from './support.ts';
+import { eventually, tempStores, testKeys, type TestSigner } from './support.ts';
 
 const { newLocation, openDb, cleanup } = tempStores('vellum-checkpoints-');
+const keys = testKeys('vellum-checkpoint-keys-');
 const trails: AuditTrail[] = [];
-let keysDir = '';
 let signer: TestSigner;
-
 test.before(async () => {
-  keysDir = await mkdtemp(join(tmpdir(), 'vellum-checkpoint-keys-'));
-  signer = await makeTestSigner(keysDir);
+  signer = await keys.signer();
 });
-
 test.after.always(async () => {
   await Promise.all(trails.map((trail) => trail.close().catch(() => undefined)));
-  await cleanup();
-  if (keysDir !== '') await rm(keysDir, { recursive: true, force: true });
+  await Promise.all([cleanup(), keys.cleanup()]);
 });
 
 async function openTrail(db: Database, options: AuditTrailOptions): Promise<AuditTrail> {
@@ -107,7 +100,7 @@ test('11.10(e) a checkpoint is signed every N entries, covers exactly the head i
 
 test('11.10(e) after T seconds with new entries a checkpoint is made, and none while idle', async (t) => {
   const db = await openDb(await newLocation());
-  const own = await makeTestSigner(keysDir, 'idle');
+  const own = await keys.signer('idle');
   const trail = await openTrail(db, { signer: own, checkpoints: { everyEntries: 1000, everySeconds: 1 } });
   await recordMany(trail, 2, 2);
   await eventually(() => trail.latestCheckpoint()?.size === 3, 'a timed checkpoint of 3 entries');
@@ -123,7 +116,7 @@ test('11.10(e) after T seconds with new entries a checkpoint is made, and none w
 
 test('11.10(e) a failed signing calls onCheckpointFailure, is retried at the next trigger, and is audited once per run of failures', async (t) => {
   const db = await openDb(await newLocation());
-  const own = await makeTestSigner(keysDir, 'failing');
+  const own = await keys.signer('failing');
   const failures: VellumError[] = [];
   const trail = await openTrail(db, { signer: own, checkpoints: { everyEntries: 2, everySeconds: 3600 }, onCheckpointFailure: (e) => failures.push(e) });
   own.failing = true;
@@ -180,7 +173,7 @@ test('11.10(e) checkpoint() returns the latest when it covers the head, else sig
 
 test('11.10(e) the certificate is issued once, audited, kept across restarts, and every certificate ever used is kept', async (t) => {
   const location = await newLocation();
-  const own = await makeTestSigner(keysDir, 'first');
+  const own = await keys.signer('first');
   let db = await openDb(location);
   let trail = await openTrail(db, { signer: own, checkpoints: rarely });
   const [issue] = await collect(trail.entries());
@@ -205,7 +198,7 @@ test('11.10(e) the certificate is issued once, audited, kept across restarts, an
   await db.close();
 
   // A new signing key: a new certificate; the old one is kept for the old checkpoints.
-  const rotated = await makeTestSigner(keysDir, 'second');
+  const rotated = await keys.signer('second');
   db = await openDb(location);
   trail = await openTrail(db, { signer: rotated, checkpoints: rarely });
   const fresh = await trail.checkpoint();
@@ -292,7 +285,7 @@ test('11.10(e) subtreeHash agrees with rangeHash over the entries, and its inclu
 
 test('11.10(e) concurrent writers never wait for a slow signer', async (t) => {
   const db = await openDb(await newLocation());
-  const own = await makeTestSigner(keysDir, 'slow');
+  const own = await keys.signer('slow');
   const trail = await openTrail(db, { signer: own, checkpoints: { everyEntries: 4, everySeconds: 3600 } });
   own.block();
   await recordMany(trail, 2, 3);

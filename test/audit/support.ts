@@ -31,7 +31,7 @@ export interface TestSigner extends CheckpointSigner {
 }
 
 /** A key pair and its certificate, made once per test file in `dir`. */
-export async function makeTestSigner(dir: string, name = 'audit'): Promise<TestSigner> {
+async function makeTestSigner(dir: string, name = 'audit'): Promise<TestSigner> {
   const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 3072 });
   const keyFile = join(dir, `${name}-key.pem`);
   const certFile = join(dir, `${name}-cert.pem`);
@@ -110,6 +110,20 @@ export function tempStores(prefix: string) {
     async cleanup(): Promise<void> {
       await Promise.all(open.map((db) => db.close().catch(() => undefined)));
       await Promise.all(dirs.map((dir) => rm(dir, { recursive: true, force: true })));
+    },
+  };
+}
+
+/** Signers whose keys live in one temporary directory, removed by cleanup(). */
+export function testKeys(prefix: string) {
+  let dir = '';
+  return {
+    async signer(name = 'audit'): Promise<TestSigner> {
+      if (dir === '') dir = await mkdtemp(join(tmpdir(), prefix));
+      return makeTestSigner(dir, name);
+    },
+    async cleanup(): Promise<void> {
+      if (dir !== '') await rm(dir, { recursive: true, force: true });
     },
   };
 }

@@ -8,5 +8,5 @@ export { openAuditTrail, CHECKPOINT_SECTION, DEFAULT_CHECKPOINTS, type AuditTrai
 export { TREE_SECTION, treeKey } from './tree.ts';
 export { META_SECTION, certificateFacts, type StoredCertificate } from './certificates.ts';
 export type { StoredCheckpoint } from './verify-store.ts';
-export { canonicalJson, chainHash, entryBody, entryHash, GENESIS_HASH, type AuditEntry, type AuditEntryBody, type AuditEvent, type AuditActor, type AuditObject, type Outcome } from './entry.ts';
+export { canonicalJson, chainHash, entryBody, inCanonicalOrder, entryHash, GENESIS_HASH, type AuditEntry, type AuditEntryBody, type AuditEvent, type AuditActor, type AuditObject, type Outcome } from './entry.ts';
 export { checkpointSignatureValid, checkpointStatement, parseCheckpointStatement, signCheckpoint, type CheckpointFields, type CheckpointSigner, type SignedCheckpoint } from './checkpoint.ts';

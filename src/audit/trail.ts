@@ -8,7 +8,7 @@ import { isoTime, VellumError, systemClock, type Clock, type ErrorCode } from '.
 import type { Database, Section, WriteOp } from '../db/index.ts';
 import { certificateFacts, certificateKey, certifiesKey, logIdOf, META_SECTION, storedCertificates, type MetaSection } from './certificates.ts';
 import { signCheckpoint, type CheckpointSigner, type SignedCheckpoint } from './checkpoint.ts';
-import { entryHash, GENESIS_HASH, seqKey, type AuditEntry, type AuditEvent } from './entry.ts';
+import { canonicalJson, entryHash, GENESIS_HASH, inCanonicalOrder, seqKey, type AuditEntry, type AuditEvent, type AuditObject } from './entry.ts';
 import { leafHash, MerkleFrontier } from './merkle.ts';
 import { loadFrontier, nodePuts, rebuildTree, TREE_SECTION, treeKey } from './tree.ts';
 import { verifyStore, type ChainReport, type StoredCheckpoint, type VerifyOptions } from './verify-store.ts';
@@ -312,24 +312,25 @@ function withoutCertificate(stored: StoredCheckpoint): SignedCheckpoint {
   return signed;
 }
 
+/** The entry with its keys in canonical order at every level, so that its canonical JSON is JSON.stringify's. */
 function toEntry(event: AuditEvent, seq: number, time: string, prevHash: string): Omit<AuditEntry, 'hash'> {
   return {
-    seq,
-    time,
     action: event.action,
-    outcome: event.outcome,
-    actor: event.actor ? { id: event.actor.id, login: event.actor.login, dn: event.actor.dn, displayName: event.actor.displayName } : null,
-    roles: [...(event.roles ?? [])],
-    ip: event.ip ?? null,
+    actor: event.actor ? { displayName: event.actor.displayName, dn: event.actor.dn, id: event.actor.id, login: event.actor.login } : null,
     client: event.client ?? null,
-    protocol: event.protocol ?? null,
-    object: { ...event.object },
-    oldValue: asStoredJson(event.oldValue),
-    newValue: asStoredJson(event.newValue),
-    reason: event.reason ?? null,
     detail: event.detail ?? null,
-    session: event.session ?? null,
+    ip: event.ip ?? null,
+    newValue: asStoredJson(event.newValue),
+    object: asStoredJson(event.object ?? {}) as AuditObject,
+    oldValue: asStoredJson(event.oldValue),
+    outcome: event.outcome,
     prevHash,
+    protocol: event.protocol ?? null,
+    reason: event.reason ?? null,
+    roles: [...(event.roles ?? [])],
+    seq,
+    session: event.session ?? null,
+    time,
   };
 }
 
@@ -337,9 +338,12 @@ function toEntry(event: AuditEvent, seq: number, time: string, prevHash: string)
  * The value as it reads back from the store (JSON), so the hash is computed
  * over what is stored: a Date or Buffer would otherwise hash as `{}` here but
  * read back as a string or an object, and the entry would fail verification.
+ * Object keys are put in canonical order.
  */
 function asStoredJson(value: unknown): unknown {
   if (value === undefined) return null;
   const text = JSON.stringify(value);
-  return text === undefined ? null : (JSON.parse(text) as unknown);
+  if (text === undefined) return null;
+  const parsed = JSON.parse(text) as unknown;
+  return inCanonicalOrder(parsed) ? parsed : (JSON.parse(canonicalJson(parsed)) as unknown);
 }

@@ -85,13 +85,12 @@ export async function verifyStore(view: StoreView, options: VerifyOptions = {}):
     }
   };
 
-  /** Nodes completed so far and not compared yet, in the order they were completed. */
+  /** Nodes completed so far and not asked for yet, in the order they were completed. */
   let pendingNodes: CompletedNode[] = [];
-  const checkNodes = async (): Promise<void> => {
-    if (pendingNodes.length === 0) return;
-    const nodes = pendingNodes;
-    pendingNodes = [];
-    const stored = await view.tree.getMany(nodes.map((node) => treeKey(node.level, node.index)));
+  /** The comparison of the previous batch, whose read runs while the next entries are checked. */
+  let inFlight: Promise<void> = Promise.resolve();
+  const compare = async (nodes: readonly CompletedNode[], reading: Promise<(string | undefined)[]>): Promise<void> => {
+    const stored = await reading;
     nodes.forEach((node, i) => {
       const key = treeKey(node.level, node.index);
       const first = node.index * 2 ** node.level + 1;
@@ -101,6 +100,21 @@ export async function verifyStore(view: StoreView, options: VerifyOptions = {}):
         throw new Broken(first, `entries ${first}-${last} do not match the tree node stored when they were written (${key}): one of them, or the node, was changed`, first - 1);
       }
     });
+  };
+  /** Starts reading the pending nodes; the batch before is compared first, so problems come out in order. */
+  const askForNodes = async (): Promise<void> => {
+    await inFlight;
+    if (pendingNodes.length === 0) return;
+    const nodes = pendingNodes;
+    pendingNodes = [];
+    const comparing = compare(nodes, view.tree.getMany(nodes.map((node) => treeKey(node.level, node.index))));
+    comparing.catch(() => undefined);
+    inFlight = comparing;
+  };
+  /** Every node completed so far compared. */
+  const checkNodes = async (): Promise<void> => {
+    await askForNodes();
+    await inFlight;
   };
 
   try {
@@ -120,7 +134,7 @@ export async function verifyStore(view: StoreView, options: VerifyOptions = {}):
         await checkNodes();
         await checkCheckpointsAt(checked);
       }
-      if (pendingNodes.length >= NODE_BATCH) await checkNodes();
+      if (pendingNodes.length >= NODE_BATCH) await askForNodes();
       if (checked % PROGRESS_EVERY === 0) options.onProgress?.(checked, size);
     }
     await checkNodes();

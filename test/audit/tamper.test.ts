@@ -200,3 +200,29 @@ test('11.10(a) an entry edited and only the later hashes recomputed: the tree no
   t.is(report.firstBroken?.seq, 29);
   t.regex(report.firstBroken?.problem ?? '', /^entries 29-30 do not match the tree node/);
 });
+
+test('11.10(a) in a longer trail (tree nodes compared in several batches) the first of two problems is reported: a node early on, not an entry edited later', async (t) => {
+  const location = await newLocation();
+  const db = await openDb(location);
+  const trail = await openAuditTrail(db);
+  for (let chunk = 0; chunk < 10; chunk++) {
+    await Promise.all(Array.from({ length: 600 }, (_, i) => trail.record({ action: 'file.read', outcome: 'success', object: { path: `/S-1/${chunk}-${i}` } })));
+  }
+  await db.close();
+  let original: unknown;
+  await tamper(location, async ({ audit, tree }) => {
+    const late = (await audit.get(key(5900))) as AuditEntry;
+    await audit.put(key(5900), { ...late, outcome: 'failed' });
+    original = await tree.get(treeKey(1, 2400));
+    await tree.put(treeKey(1, 2400), 'ef'.repeat(32));
+  });
+  const both = await verifyAt(location);
+  t.is(both.firstBroken?.seq, 4801);
+  t.regex(both.firstBroken?.problem ?? '', /^entries 4801-4802 do not match the tree node/);
+  t.is(both.checked, 4800);
+
+  // The node put back as it was: what is left is the edited entry.
+  await tamper(location, ({ tree }) => tree.put(treeKey(1, 2400), original));
+  const one = await verifyAt(location);
+  t.deepEqual(one, { ok: false, checked: 5899, checkpoints: 0, firstBroken: { seq: 5900, problem: 'entry 5900: content does not match its hash' } });
+});

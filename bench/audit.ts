@@ -6,6 +6,7 @@
 //   node bench/audit.ts [--appends N] [--entries N] [--keep]   on its own
 //   npm run bench                                              as one section of the whole run
 
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -30,6 +31,18 @@ export interface AuditBenchResult {
   readonly verifiedEntries: number;
   /** Growth of the process's peak RSS during verify(), in bytes. */
   readonly verifyPeakRssGrowth: number;
+  /** Largest growth of anonymous memory (heaps) and of file-backed pages (LevelDB's mapped tables) seen during verify(), in bytes. */
+  readonly verifyAnonGrowth: number;
+  readonly verifyFileGrowth: number;
+  /** Largest JS heap in use seen during verify(), in bytes. */
+  readonly verifyHeapUsed: number;
+}
+
+/** This process's resident anonymous and file-backed memory, in bytes (Linux). */
+function residentSplit(): { anon: number; file: number } {
+  const status = readFileSync('/proc/self/status', 'utf8');
+  const kB = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? 0) * 1024;
+  return { anon: kB('RssAnon'), file: kB('RssFile') };
 }
 
 export const AUDIT_TARGETS = { appendsPerSecond: 20_000, verifySecondsPerMillion: 20 } as const;
@@ -86,10 +99,18 @@ export async function runAuditBench(options: AuditBenchOptions): Promise<AuditBe
     db = await openDatabase(verifyLocation);
     trail = await openAuditTrail(db);
     const tracker = new PeakTracker(process.pid).start();
+    const before = residentSplit();
+    let anonGrowth = 0;
+    let fileGrowth = 0;
+    let heapUsed = 0;
     const v0 = performance.now();
     let lastLogged = 0;
     const report = await trail.verify({
       onProgress: (checked, total) => {
+        const now = residentSplit();
+        anonGrowth = Math.max(anonGrowth, now.anon - before.anon);
+        fileGrowth = Math.max(fileGrowth, now.file - before.file);
+        heapUsed = Math.max(heapUsed, process.memoryUsage().heapUsed);
         if (checked - lastLogged >= 250_000) {
           lastLogged = checked;
           log(`  audit verify: ${checked} of ${total}`);
@@ -101,8 +122,13 @@ export async function runAuditBench(options: AuditBenchOptions): Promise<AuditBe
     await db.close();
     if (!report.ok) throw new Error(`verify() of the benchmark trail failed: ${report.firstBroken?.problem}`);
     const growth = Math.max(0, peak.hwmBytes - peak.startRssBytes);
-    log(`  audit verify of ${report.checked} entries: ${verifySeconds.toFixed(2)} s; peak RSS ${(peak.hwmBytes / 1e6).toFixed(0)} MB, ${(growth / 1e6).toFixed(0)} MB above the start`);
-    return { appendsPerSecond, appendSeconds, verifySeconds, verifiedEntries: report.checked, verifyPeakRssGrowth: growth };
+    const mb = (bytes: number) => (bytes / 1e6).toFixed(0);
+    log(`  audit verify of ${report.checked} entries: ${verifySeconds.toFixed(2)} s; peak RSS ${mb(peak.hwmBytes)} MB, ${mb(growth)} MB above the start `
+      + `(anonymous +${mb(anonGrowth)} MB, file-backed LevelDB tables +${mb(fileGrowth)} MB; JS heap in use at most ${mb(heapUsed)} MB)`);
+    return {
+      appendsPerSecond, appendSeconds, verifySeconds, verifiedEntries: report.checked, verifyPeakRssGrowth: growth,
+      verifyAnonGrowth: anonGrowth, verifyFileGrowth: fileGrowth, verifyHeapUsed: heapUsed,
+    };
   } finally {
     if (options.keep) log(`kept ${dir}`);
     else await rm(dir, { recursive: true, force: true });

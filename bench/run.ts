@@ -568,7 +568,10 @@ async function main(): Promise<void> {
     console.log(`[audit] ${options.auditAppends} appends with 16 writers, then verify() of ${options.auditEntries} entries`);
     const audit = await runAuditBench({ appends: options.auditAppends, entries: options.auditEntries, keep: options.keep });
     appendsRow.results.vellum = { value: audit.appendsPerSecond, detail: `${options.auditAppends} in ${audit.appendSeconds.toFixed(2)} s` };
-    verifyRow.results.vellum = { value: audit.verifySeconds, detail: `peak RSS +${format(audit.verifyPeakRssGrowth / MB)} MB`, extra: { peakRssGrowthMB: audit.verifyPeakRssGrowth / MB } };
+    verifyRow.results.vellum = {
+      value: audit.verifySeconds, detail: `peak RSS +${format(audit.verifyPeakRssGrowth / MB)} MB, of it file-backed +${format(audit.verifyFileGrowth / MB)} MB`,
+      extra: { peakRssGrowthMB: audit.verifyPeakRssGrowth / MB, anonGrowthMB: audit.verifyAnonGrowth / MB, fileGrowthMB: audit.verifyFileGrowth / MB, heapUsedMB: audit.verifyHeapUsed / MB },
+    };
   }
 
   // The table.

@@ -162,11 +162,6 @@ export async function openAuditTrail(db: Database, options: AuditTrailOptions = 
   // ---- checkpoints: signed off the writers' path, one at a time.
   let certificate: { fingerprint: string; pem: string } | null = null;
   const certificates = await storedCertificates(meta);
-  if (signer !== undefined) {
-    const current = [...certificates].find(([, pem]) => certifiesKey(pem, signer.publicKeyPem));
-    certificate = current === undefined ? await issueCertificate(signer, meta, record) : { fingerprint: current[0], pem: current[1] };
-    certificates.set(certificate.fingerprint, certificate.pem);
-  }
 
   /** Signing in progress (or settled); every signing is chained after the previous one. */
   let signing: Promise<unknown> = Promise.resolve();
@@ -221,7 +216,7 @@ export async function openAuditTrail(db: Database, options: AuditTrailOptions = 
 
   /** A background attempt; while one is under way, the entry count is looked at again when it ends. */
   const trigger = () => {
-    if (signer === undefined || closed) return;
+    if (signer === undefined || certificate === null || closed) return;
     if (busy) {
       countAgain = true;
       return;
@@ -236,6 +231,13 @@ export async function openAuditTrail(db: Database, options: AuditTrailOptions = 
 
   function afterAppend(): void {
     if (head.seq - lastAttemptSize >= schedule.everyEntries) trigger();
+  }
+
+  // The certificate comes last: its issue is an entry, and every part that entry's append touches exists by now.
+  if (signer !== undefined) {
+    const current = [...certificates].find(([, pem]) => certifiesKey(pem, signer.publicKeyPem));
+    certificate = current === undefined ? await issueCertificate(signer, meta, record) : { fingerprint: current[0], pem: current[1] };
+    certificates.set(certificate.fingerprint, certificate.pem);
   }
 
   const timer = signer === undefined ? undefined : setInterval(() => {

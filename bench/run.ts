@@ -16,6 +16,7 @@ import { basicAuthorization, expectStatus, newAgent, percentile, runLoad, send, 
 import { newBlock, patternDigest, patternStream, smallBody } from './data.ts';
 import { cpuSeconds, loadAverage, PeakTracker, type MemoryPeak } from './memory.ts';
 import { BIG_FOLDER, measurePropfind, seedOnDisk, seedOverWebDav } from './propfind.ts';
+import { AUDIT_TARGETS, runAuditBench } from './audit.ts';
 import { apacheVersion, startApache, startStock, startVellum, type Credentials, type RunningServer } from './servers.ts';
 import { PEOPLE } from '../test/env/people.ts';
 
@@ -30,6 +31,9 @@ const HELP = `Usage: npm run bench -- [options]
   --propfind-files N      files in the folder for the PROPFIND Depth 1 case (default 10000)
   --propfind-runs N       measured PROPFINDs of that folder per server (default 5)
   --propfind-only         run only the PROPFIND case (and its set-up)
+  --audit-appends N       audit-trail appends measured with 16 writers (default 100000)
+  --audit-entries N       size of the audit trail verify() is measured on (default 1000000)
+  --no-audit              skip the audit-trail section
   --max-seconds S         cap on each server's time in one load case (default 30)
   --servers LIST          which servers, comma-separated (default vellum,apache,stock)
   --no-https              skip the extra Vellum-over-HTTPS rows
@@ -79,6 +83,9 @@ const { values: flags } = parseArgs({
     'propfind-files': { type: 'string', default: '10000' },
     'propfind-runs': { type: 'string', default: '5' },
     'propfind-only': { type: 'boolean', default: false },
+    'audit-appends': { type: 'string', default: '100000' },
+    'audit-entries': { type: 'string', default: '1000000' },
+    audit: { type: 'boolean', default: true },
     'max-seconds': { type: 'string', default: '30' },
     servers: { type: 'string', default: 'vellum,apache,stock' },
     https: { type: 'boolean', default: true },
@@ -103,6 +110,9 @@ const options = {
   propfindFiles: positive('propfind-files', flags['propfind-files']),
   propfindRuns: positive('propfind-runs', flags['propfind-runs']),
   propfindOnly: flags['propfind-only'],
+  auditAppends: positive('audit-appends', flags['audit-appends']),
+  auditEntries: positive('audit-entries', flags['audit-entries']),
+  audit: flags.audit,
   maxSeconds: positive('max-seconds', flags['max-seconds']),
   servers: flags.servers.split(',').map((name) => name.trim().toLowerCase()).filter(Boolean),
   https: flags.https,
@@ -548,6 +558,20 @@ async function main(): Promise<void> {
       extra: { minMs: result.minMs, maxMs: result.maxMs, runs: result.runs, multistatusMB: result.bytes / MB, responses: result.responses, seedSeconds: seeded },
     };
     progress('PROPFIND big folder', SERVER_LABEL[key], `${format(result.medianMs)} ms (${propfindRow.results[key].detail}${cpuNote(key, 'propfind-big', propfindCount[key], 'ms per PROPFIND', 1000)})`);
+  }
+
+  // The audit trail on its own (no server): appends with 16 writers, verify() of a big trail.
+  if (options.audit) {
+    const millions = options.auditEntries / 1_000_000;
+    const appendsRow = row({ id: 'audit-appends', label: 'audit appends, 16 writers, synced', unit: '/s', higherIsBetter: true, target: `>= ${AUDIT_TARGETS.appendsPerSecond}`, check: (r) => (r.results.vellum === undefined ? undefined : r.results.vellum.value >= AUDIT_TARGETS.appendsPerSecond) });
+    const verifyRow = row({ id: 'audit-verify', label: `audit verify(), ${options.auditEntries.toLocaleString('en')} entries`, unit: 's', higherIsBetter: false, target: `<= ${AUDIT_TARGETS.verifySecondsPerMillion * millions} s`, check: below(AUDIT_TARGETS.verifySecondsPerMillion * millions + Number.EPSILON) });
+    console.log(`[audit] ${options.auditAppends} appends with 16 writers, then verify() of ${options.auditEntries} entries`);
+    const audit = await runAuditBench({ appends: options.auditAppends, entries: options.auditEntries, keep: options.keep });
+    appendsRow.results.vellum = { value: audit.appendsPerSecond, detail: `${options.auditAppends} in ${audit.appendSeconds.toFixed(2)} s` };
+    verifyRow.results.vellum = {
+      value: audit.verifySeconds, detail: `peak RSS +${format(audit.verifyPeakRssGrowth / MB)} MB, of it file-backed +${format(audit.verifyFileGrowth / MB)} MB`,
+      extra: { peakRssGrowthMB: audit.verifyPeakRssGrowth / MB, anonGrowthMB: audit.verifyAnonGrowth / MB, fileGrowthMB: audit.verifyFileGrowth / MB, heapUsedMB: audit.verifyHeapUsed / MB },
+    };
   }
 
   // The table.

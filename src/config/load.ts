@@ -19,6 +19,7 @@ export interface Config {
   readonly alerts: ParsedConfig['alerts'];
   readonly limits: ParsedConfig['limits'];
   readonly scrub: ParsedConfig['scrub'];
+  readonly audit: ParsedConfig['audit'];
   readonly externalUrl?: string;
   readonly dav: ParsedConfig['dav'];
   readonly audit: ParsedConfig['audit'];
@@ -101,6 +102,7 @@ export function buildConfig(raw: unknown, options: { source: string; baseDir: st
     alerts: parsed.alerts,
     limits: parsed.limits,
     scrub: parsed.scrub,
+    audit: parsed.audit,
     ...(parsed.externalUrl === undefined ? {} : { externalUrl: parsed.externalUrl }),
     dav: parsed.dav,
     audit: parsed.audit,

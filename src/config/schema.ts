@@ -199,6 +199,13 @@ export const configSchema = z.strictObject({
     /** Hours between scheduled scrubs (every blob re-verified); 0 turns the schedule off. At most 24 days (a timer limit). */
     intervalHours: z.number().min(0).max(24 * 24).default(24 * 7),
   }).prefault({}),
+  audit: z.strictObject({
+    /** When the trail signs a checkpoint: after this many new entries, or this often when there are new entries. */
+    checkpoints: z.strictObject({
+      everyEntries: z.number().int().min(1).max(1_000_000).default(1000),
+      everySeconds: z.number().int().min(1).max(24 * 24 * 3600).default(300),
+    }).prefault({}),
+  }).prefault({}),
 });
 
 export type ConfigFile = z.input<typeof configSchema>;

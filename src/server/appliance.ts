@@ -12,12 +12,13 @@ import type { Config } from '../config/index.ts';
 import { createDavHandler, sendDavOptions } from '../dav/index.ts';
 import { openDatabase, type Database } from '../db/index.ts';
 import { openDirectory, type Directory } from '../directory/index.ts';
-import { openKeyVault, systemSecretKeys, type KeyVault, type SystemKeys } from '../keys/index.ts';
+import { openKeyVault, systemSecretKeys, type KeyVault, type SigningKeys, type SystemKeys } from '../keys/index.ts';
 import { VellumError, type ComponentStatus, type Principal } from '../kernel/index.ts';
 import { createAlerts, createAppPasswords, createAuthenticator, createCredentialCache, createSecondFactors, createWebSessions, openLockout } from '../identity/index.ts';
-import { openGroupAdmin, openSession, type GroupAdminParts, type Session, type SessionParts } from '../session/index.ts';
+import { openAuditReview, openGroupAdmin, openSession, type AuditReviewParts, type GroupAdminParts, type Session, type SessionParts } from '../session/index.ts';
 import { createVault, openBlobStore, type Vault } from '../vault/index.ts';
 import { createWebHandler } from '../web/index.ts';
+import { auditSigner, verifyTrailAtStart } from './audit-integrity.ts';
 import { recordConfiguration } from './config-record.ts';
 import { loadTlsMaterial } from './tls.ts';
 
@@ -54,13 +55,23 @@ export async function startAppliance(config: Config, log: Logger): Promise<Appli
     await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
 
     // Keys first: a wrong PIN or a missing token refuses start before anything listens.
-    const keys: KeyVault & SystemKeys = await openKeyVault(config.hsm);
+    const keys: KeyVault & SystemKeys & SigningKeys = await openKeyVault(config.hsm);
     closers.push(() => keys.close());
     const directory: Directory = await openDirectory({ ...config.ldap, log: (message) => log.info(message) });
     closers.push(() => directory.close());
     const db: Database = await openDatabase(join(config.dataDir, 'db'));
     closers.push(() => db.close());
-    const audit = await openAuditTrail(db);
+    // Checkpoints are signed in the HSM by the audit key; its certificate is issued through it at first start.
+    const signing = await keys.ensureSigningKey('audit');
+    const audit = await openAuditTrail(db, {
+      signer: auditSigner(keys, signing.publicKeyPem),
+      checkpoints: config.audit.checkpoints,
+      onCheckpointFailure: (e) => log.error('an audit checkpoint could not be signed; it is tried again at the next one', e),
+    });
+    closers.push(() => audit.close());
+    if (signing.created) {
+      await audit.record({ action: 'key.create', outcome: 'success', protocol: 'system', newValue: { purpose: 'audit-signing', label: signing.label, algorithm: 'RSA-3072', mechanism: 'SHA256_RSA_PKCS' } });
+    }
     // 11.10(k): a configuration different from the last start's is audited before anything is served.
     await recordConfiguration(db, audit, config);
     const blobs = await openBlobStore(config.dataDir, keys);
@@ -100,9 +111,15 @@ export async function startAppliance(config: Config, log: Logger): Promise<Appli
       afterMembershipChange: (dn) => authenticator.forget({ dn }),
     };
 
+    const raiseIntegrityAlert = (problem: string) => alerts.raise({ event: 'audit.integrity', problem });
+    const auditReviewParts: AuditReviewParts = { audit, vault, administratorGroups, onIntegrityFailure: raiseIntegrityAlert };
+    // The whole trail is checked at every start, beside the serving; a break raises the alert.
+    const integrity = verifyTrailAtStart({ audit, raise: (alert) => alerts.raise(alert), log });
+    closers.push(() => integrity.settled());
+
     const health = async (): Promise<Record<string, ComponentStatus>> => {
       const [hsm, ldap, database] = await Promise.all([keys.status(), directory.status(), db.status()]);
-      return { hsm, ldap, database };
+      return { hsm, ldap, database, audit: integrity.status() };
     };
 
     const logSink = (message: string, error?: unknown) => log.error(message, error);
@@ -133,6 +150,7 @@ export async function startAppliance(config: Config, log: Logger): Promise<Appli
       webSessions,
       sessionFor: (principal, origin, reason) => openSession(sessionParts, principal, origin, reason === undefined ? {} : { reason }),
       groupAdminFor: (principal, origin) => openGroupAdmin(groupParts, principal, origin),
+      auditReviewFor: (principal, origin) => openAuditReview(auditReviewParts, principal, origin),
     });
     const route = (req: IncomingMessage, res: ServerResponse) => {
       const url = req.url ?? '/';

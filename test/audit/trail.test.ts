@@ -6,31 +6,13 @@
 
 import test from 'ava';
 import { Level } from 'level';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { entryHash, GENESIS_HASH, openAuditTrail, type AuditEntry, type AuditEvent, type AuditTrail } from '../../src/audit/index.ts';
-import { openDatabase, type Database, type WriteOp } from '../../src/db/index.ts';
+import { canonicalJson, entryBody, entryHash, GENESIS_HASH, inCanonicalOrder, openAuditTrail, type AuditEntry, type AuditEvent, type AuditTrail } from '../../src/audit/index.ts';
+import type { Database, WriteOp } from '../../src/db/index.ts';
+import { tempStores } from './support.ts';
 import { isVellumError, type Clock } from '../../src/kernel/index.ts';
 
-const dirs: string[] = [];
-const open: Database[] = [];
-test.after.always(async () => {
-  await Promise.all(open.map((db) => db.close().catch(() => undefined)));
-  await Promise.all(dirs.map((dir) => rm(dir, { recursive: true, force: true })));
-});
-
-async function newLocation(): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'vellum-audit-'));
-  dirs.push(dir);
-  return join(dir, 'db');
-}
-
-async function openDb(location: string): Promise<Database> {
-  const db = await openDatabase(location);
-  open.push(db);
-  return db;
-}
+const { newLocation, openDb, cleanup } = tempStores('vellum-audit-');
+test.after.always(cleanup);
 
 /** A clock that ticks one millisecond per reading, so entries have distinct, known times. */
 function tickingClock(): Clock {
@@ -64,7 +46,7 @@ async function collect(iterable: AsyncIterable<AuditEntry>): Promise<AuditEntry[
 async function closedTrailWith(count: number): Promise<{ location: string; entries: AuditEntry[] }> {
   const location = await newLocation();
   const db = await openDb(location);
-  const trail = await openAuditTrail(db, tickingClock());
+  const trail = await openAuditTrail(db, { clock: tickingClock() });
   const entries = await recordMany(trail, count);
   await db.close();
   return { location, entries };
@@ -101,7 +83,7 @@ async function verifyAt(location: string) {
 
 test('11.10(e) appends get seq 1..n, each prevHash is the previous hash, and each hash covers the entry', async (t) => {
   const db = await openDb(await newLocation());
-  const trail = await openAuditTrail(db, tickingClock());
+  const trail = await openAuditTrail(db, { clock: tickingClock() });
   t.deepEqual(trail.head(), { seq: 0, hash: GENESIS_HASH });
   const written = await recordMany(trail, 10);
   t.deepEqual(written.map((e) => e.seq), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
@@ -125,7 +107,7 @@ test('11.10(e) appends get seq 1..n, each prevHash is the previous hash, and eac
   t.is(first.reason, 'upload');
   t.deepEqual(first.newValue, { size: 1, sha256: 'ab'.repeat(32) });
   t.deepEqual((await collect(trail.entries(8))).map((e) => e.seq), [8, 9, 10]);
-  t.deepEqual(await trail.verify(), { ok: true, checked: 10 });
+  t.deepEqual(await trail.verify(), { ok: true, checked: 10, checkpoints: 0 });
 });
 
 test('11.10(e) 500 concurrent record() calls get distinct consecutive seqs, are group-committed, and the chain verifies', async (t) => {
@@ -140,7 +122,7 @@ test('11.10(e) 500 concurrent record() calls get distinct consecutive seqs, are 
   entries.forEach((entry, i) => t.is(entry.object.nodeId, `n-${i + 1}`));
   t.true(batches < 50, `500 appends took ${batches} synced batches; group commit should need far fewer`);
   t.true(batches >= 2);
-  t.deepEqual(await trail.verify(), { ok: true, checked: 500 });
+  t.deepEqual(await trail.verify(), { ok: true, checked: 500, checkpoints: 0 });
   t.is(trail.head().seq, 500);
   const stored = await collect(trail.entries());
   for (let i = 1; i < stored.length; i++) t.is(stored[i]!.prevHash, stored[i - 1]!.hash);
@@ -172,7 +154,7 @@ test('DESIGN 1 when the batch cannot be written, neither the entry nor its ops a
   const next = await trail.record(event(3));
   t.is(next.seq, 2, 'the failed entry used up no seq');
   t.is(next.prevHash, before.hash);
-  t.deepEqual(await trail.verify(), { ok: true, checked: 2 });
+  t.deepEqual(await trail.verify(), { ok: true, checked: 2, checkpoints: 0 });
 });
 
 test('DESIGN 1 a closed store makes record() fail with STORE_UNAVAILABLE, and nothing half-written is found after reopening', async (t) => {
@@ -185,7 +167,7 @@ test('DESIGN 1 a closed store makes record() fail with STORE_UNAVAILABLE, and no
   t.true(isVellumError(error, 'STORE_UNAVAILABLE'), String(error));
   const reopened = await openAuditTrail(await openDb(location));
   t.deepEqual(reopened.head(), { seq: 3, hash: written[2]!.hash });
-  t.deepEqual(await reopened.verify(), { ok: true, checked: 3 });
+  t.deepEqual(await reopened.verify(), { ok: true, checked: 3, checkpoints: 0 });
 });
 
 test('11.10(e) an event that cannot be encoded fails its own caller only; concurrent and later records still succeed', async (t) => {
@@ -205,7 +187,7 @@ test('11.10(e) an event that cannot be encoded fails its own caller only; concur
   t.is(results[3]!.status, 'fulfilled');
   const later = await trail.record(event(3));
   t.is(later.seq, 3);
-  t.deepEqual(await trail.verify(), { ok: true, checked: 3 });
+  t.deepEqual(await trail.verify(), { ok: true, checked: 3, checkpoints: 0 });
 });
 
 test('11.10(e) values that are not plain JSON (a Date, a Buffer) are hashed as stored, so the chain still verifies', async (t) => {
@@ -215,9 +197,9 @@ test('11.10(e) values that are not plain JSON (a Date, a Buffer) are hashed as s
   const entry = await trail.record({ action: 'retention.set', outcome: 'success', oldValue: { until: new Date(Date.UTC(2030, 0, 1)) }, newValue: { tag: Buffer.from('hi') } });
   t.deepEqual(entry.oldValue, { until: '2030-01-01T00:00:00.000Z' });
   await trail.record(event(2));
-  t.deepEqual(await trail.verify(), { ok: true, checked: 2 });
+  t.deepEqual(await trail.verify(), { ok: true, checked: 2, checkpoints: 0 });
   await db.close();
-  t.deepEqual(await verifyAt(location), { ok: true, checked: 2 });
+  t.deepEqual(await verifyAt(location), { ok: true, checked: 2, checkpoints: 0 });
 });
 
 test('11.10(e) reopening the database keeps the head and continues the chain', async (t) => {
@@ -232,7 +214,7 @@ test('11.10(e) reopening the database keeps the head and continues the chain', a
   const next = await trail.record(event(6));
   t.is(next.seq, 6);
   t.is(next.prevHash, first[4]!.hash);
-  t.deepEqual(await trail.verify(), { ok: true, checked: 6 });
+  t.deepEqual(await trail.verify(), { ok: true, checked: 6, checkpoints: 0 });
   t.deepEqual((await collect(trail.entries())).slice(0, 5), first);
 });
 
@@ -249,17 +231,31 @@ test('11.10(e) verify() finds an entry edited out of band and reports its seq', 
   t.regex(report.firstBroken?.problem ?? '', /hash/);
 });
 
-test('11.10(e) verify() finds an edited entry whose hash was recomputed, at the next entry\'s broken link', async (t) => {
+/** A trail of 6 entries in which entry `seq` was edited out of band and given a matching hash. */
+async function editedWithRecomputedHash(seq: number): Promise<string> {
   const { location } = await closedTrailWith(6);
   await tamper(location, async (audit) => {
-    const entry = (await audit.get(key(2))) as AuditEntry;
+    const entry = (await audit.get(key(seq))) as AuditEntry;
     const edited = { ...entry, outcome: 'denied' as const };
-    await audit.put(key(2), { ...edited, hash: entryHash(edited) });
+    await audit.put(key(seq), { ...edited, hash: entryHash(edited) });
   });
-  const report = await verifyAt(location);
-  t.false(report.ok);
-  t.is(report.firstBroken?.seq, 3);
-  t.regex(report.firstBroken?.problem ?? '', /link/);
+  return location;
+}
+
+test('11.10(e) verify() finds an edited entry whose hash was recomputed: at the next entry\'s broken link, or earlier at the tree node stored over it', async (t) => {
+  // Entry 3 edited: the tree node over entries 3-4 is only complete at entry 4, whose link breaks first.
+  const linkReport = await verifyAt(await editedWithRecomputedHash(3));
+  t.false(linkReport.ok);
+  t.is(linkReport.checked, 3);
+  t.is(linkReport.firstBroken?.seq, 4);
+  t.regex(linkReport.firstBroken?.problem ?? '', /entry 4: does not link/);
+
+  // Entry 2 edited: the node over entries 1-2, stored when they were written, no longer matches.
+  const nodeReport = await verifyAt(await editedWithRecomputedHash(2));
+  t.false(nodeReport.ok);
+  t.is(nodeReport.checked, 0, 'either of entries 1-2 may be the changed one');
+  t.is(nodeReport.firstBroken?.seq, 1);
+  t.regex(nodeReport.firstBroken?.problem ?? '', /entries 1-2 do not match the tree node/);
 });
 
 test('11.10(e) verify() finds a deleted entry and reports its seq', async (t) => {
@@ -304,5 +300,30 @@ test('an untouched trail verifies after the same round trip through the raw Leve
     const entry = await audit.get(key(2));
     await audit.put(key(2), entry);
   });
-  t.deepEqual(await verifyAt(location), { ok: true, checked: 4 });
+  t.deepEqual(await verifyAt(location), { ok: true, checked: 4, checkpoints: 0 });
+});
+
+test('the canonical JSON an entry is hashed over: keys sorted at every level by UTF-16 code units, undefined members left out, no whitespace', (t) => {
+  t.is(canonicalJson({ b: 1, a: [{ d: null, c: 'x' }, [2, undefined]], u: undefined, Z: 'é"\n' }), '{"Z":"é\\"\\n","a":[{"c":"x","d":null},[2,null]],"b":1}');
+  t.is(canonicalJson({ '\u{1F600}': 1, '\uFFFF': 2 }), '{"\u{1F600}":1,"\uFFFF":2}', 'a surrogate pair sorts before U+FFFF');
+  t.is(canonicalJson({}), '{}');
+  t.is(canonicalJson([]), '[]');
+  t.is(canonicalJson(undefined), 'null');
+});
+
+test('11.10(e) entries are stored with their keys in canonical order, so their canonical JSON is JSON.stringify\'s (the fast path)', async (t) => {
+  const db = await openDb(await newLocation());
+  const trail = await openAuditTrail(db);
+  const written = await trail.record({ ...event(1), object: { versionId: 'v', study: 'S', path: '/S/x', nodeId: 'n' }, newValue: { z: 1, a: { y: [{ b: 2, a: 1 }], x: null } } });
+  const [stored] = await collect(trail.entries());
+  t.true(inCanonicalOrder(entryBody(stored!)));
+  t.is(JSON.stringify(entryBody(stored!)), canonicalJson(entryBody(stored!)));
+  t.deepEqual(stored, written);
+  // Anything else still gets sorted: the fast path is only taken when it gives the same text.
+  t.false(inCanonicalOrder({ b: 1, a: 2 }));
+  t.false(inCanonicalOrder({ a: new Date(0) }));
+  t.false(inCanonicalOrder({ 10: 1, 9: 2 }), 'integer-like keys come first in property order, but sort as strings');
+  t.is(canonicalJson({ 10: 1, 9: 2 }), '{"10":1,"9":2}');
+  t.is(canonicalJson({ a: new Date(0), b: [1, undefined] }), '{"a":{},"b":[1,null]}');
+  t.is(canonicalJson({ a: 1, b: [{ c: undefined, d: 'x' }] }), '{"a":1,"b":[{"d":"x"}]}');
 });

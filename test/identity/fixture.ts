@@ -49,7 +49,7 @@ export async function openStore(clock: Clock): Promise<Store> {
     async reopen() {
       await store.db.close();
       store.db = await openDatabase(join(dir, 'db'));
-      store.audit = await openAuditTrail(store.db, clock);
+      store.audit = await openAuditTrail(store.db, { clock });
     },
     async entries() {
       const all: AuditEntry[] = [];
@@ -61,6 +61,6 @@ export async function openStore(clock: Clock): Promise<Store> {
       await rm(dir, { recursive: true, force: true });
     },
   };
-  store.audit = await openAuditTrail(store.db, clock);
+  store.audit = await openAuditTrail(store.db, { clock });
   return store;
 }

@@ -65,7 +65,7 @@ async function harness(options: { requiredFor?: 'administrators' | 'everyone' | 
   const db = await openDatabase(join(dir, 'db'));
   const clock = { ms: Date.UTC(2026, 0, 5, 9, 0, 0) };
   const clockView = { now: () => new Date(clock.ms) };
-  const audit = await openAuditTrail(db, clockView);
+  const audit = await openAuditTrail(db, { clock: clockView });
   const people = new Map<string, Principal>([
     ['ada', person('id-ada', 'ada', [ADMINS])],
     ['sam', person('id-sam', 'sam', [STAFF])],

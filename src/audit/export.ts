@@ -35,7 +35,8 @@ export interface AuditExportSource {
    */
   checkpoint(): Promise<SignedCheckpoint>;
   /** The signing key's X.509 certificate, PEM. */
-  certificatePem(): string | Promise<string>;
+  /** null: no signing key (then there is no checkpoint either). */
+  certificatePem(): string | null | Promise<string | null>;
 }
 
 export interface ExportFilter {
@@ -57,6 +58,8 @@ export interface ExportOptions {
   readonly format: ExportFormat;
   readonly filter?: ExportFilter;
   readonly clock?: Clock;
+  /** Cut the export here (a checkpoint the caller already took, e.g. to record it first); default: source.checkpoint(). */
+  readonly checkpoint?: SignedCheckpoint;
 }
 
 /** Lines are handed out in chunks of about this many characters. */
@@ -72,8 +75,9 @@ export async function* exportTrail(source: AuditExportSource, options: ExportOpt
   const echo = filterEcho(options.filter ?? {});
   const matches = matcher(echo);
   const complete = Object.keys(echo).length === 0;
-  const checkpoint = await source.checkpoint();
+  const checkpoint = options.checkpoint ?? (await source.checkpoint());
   const certificate = await source.certificatePem();
+  if (certificate === null) throw new VellumError('HSM_UNAVAILABLE', 'The audit trail has no signing certificate, so no export can be signed.');
   if (checkpoint.logId !== source.logId) throw integrity(`the checkpoint belongs to log ${checkpoint.logId}, not ${source.logId}`);
   if (!checkpointSignatureValid(checkpoint, certificate)) throw integrity('the checkpoint\'s signature does not verify with the signing certificate');
 

@@ -11,5 +11,5 @@ export type { StoredCheckpoint } from './verify-store.ts';
 export { canonicalJson, chainHash, entryBody, inCanonicalOrder, entryHash, GENESIS_HASH, type AuditEntry, type AuditEntryBody, type AuditEvent, type AuditActor, type AuditObject, type Outcome } from './entry.ts';
 export { checkpointSignatureValid, checkpointStatement, parseCheckpointStatement, signCheckpoint, type CheckpointFields, type CheckpointSigner, type SignedCheckpoint } from './checkpoint.ts';
 export { exportTrail, type AuditExportSource, type ExportFilter, type ExportOptions } from './export.ts';
-export { verifyExport, type ExportReport, type VerifyOptions } from './export-verify.ts';
+export { verifyExport, type ExportReport, type VerifyOptions as ExportVerifyOptions } from './export-verify.ts';
 export type { ExportFormat } from './export-format.ts';

@@ -48,6 +48,7 @@ export interface AuditTrail {
    * else one signed now (after any signing already under way).
    * @throws VellumError HSM_UNAVAILABLE when no signer is configured or signing fails.
    * @throws VellumError STORE_UNAVAILABLE when the checkpoint cannot be stored.
+   * @throws VellumError INTEGRITY_FAILURE when the trail is shorter than the latest checkpoint (a cut-off tail).
    */
   checkpoint(): Promise<SignedCheckpoint>;
   /** The newest stored checkpoint, or null when none was made yet. */
@@ -272,7 +273,13 @@ export async function openAuditTrail(db: Database, options: AuditTrailOptions = 
     },
     checkpoint() {
       if (signer === undefined) return Promise.reject(new VellumError('HSM_UNAVAILABLE', 'No audit signing key is configured, so no checkpoint can be signed.'));
-      return serialised(async () => (latest !== null && latest.size === head.seq ? latest : attempt()));
+      return serialised(async () => {
+        if (latest !== null && latest.size === head.seq) return latest;
+        // Fewer entries than a signed checkpoint covers: the tail was cut off. Signing the
+        // shorter trail would let an export hide that; verify() names what is missing.
+        if (latest !== null && latest.size > head.seq) throw new VellumError('INTEGRITY_FAILURE', `The audit trail ends at entry ${head.seq} but checkpoint ${latest.size} covers more: entries are missing. No checkpoint is signed over it.`);
+        return attempt();
+      });
     },
     latestCheckpoint: () => latest,
     certificatePem: () => certificate?.pem ?? null,

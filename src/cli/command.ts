@@ -6,7 +6,7 @@ export interface Command {
   readonly flags: FlagSpec;
   /** More help, printed after the options (examples, exit statuses). */
   readonly details?: string;
-  /** The arguments it takes besides options, by name (e.g. ['FILE']); all required. */
+  /** The arguments it takes besides options, by name (e.g. ['FILE']); required unless the name is in brackets ('[FILE]'). */
   readonly operands?: readonly string[];
   /** Resolves to the exit code. */
   run(flags: ParsedFlags, operands: readonly string[]): Promise<number>;

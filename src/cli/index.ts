@@ -104,7 +104,7 @@ export async function runCli(argv: readonly string[]): Promise<number> {
   try {
     const operands: string[] = [];
     const flags = parseFlags(args, named.command.flags, operands, named.command.operands?.length);
-    const missing = named.command.operands?.slice(operands.length) ?? [];
+    const missing = (named.command.operands?.slice(operands.length) ?? []).filter((name) => !name.startsWith('['));
     if (missing.length > 0) throw new UsageError(`${missing.join(' ')} is needed.`);
     return await named.command.run(flags, operands);
   } catch (e) {

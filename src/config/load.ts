@@ -22,7 +22,6 @@ export interface Config {
   readonly audit: ParsedConfig['audit'];
   readonly externalUrl?: string;
   readonly dav: ParsedConfig['dav'];
-  readonly audit: ParsedConfig['audit'];
 }
 
 /** Environment variables that override single keys (documented in docs/configuration.md). */
@@ -105,7 +104,6 @@ export function buildConfig(raw: unknown, options: { source: string; baseDir: st
     audit: parsed.audit,
     ...(parsed.externalUrl === undefined ? {} : { externalUrl: parsed.externalUrl }),
     dav: parsed.dav,
-    audit: parsed.audit,
   });
 }
 

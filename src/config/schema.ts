@@ -191,15 +191,13 @@ export const configSchema = z.strictObject({
     /** What to do with the metadata files macOS writes beside every file (._*, .DS_Store). */
     macMetadata: z.enum(MAC_METADATA_POLICIES).default('discard'),
   }).prefault({}),
-  audit: z.strictObject({
-    /** Write one audit entry (node.list) per PROPFIND; denied PROPFINDs are audited either way. */
-    propfind: z.boolean().default(false),
-  }).prefault({}),
   scrub: z.strictObject({
     /** Hours between scheduled scrubs (every blob re-verified); 0 turns the schedule off. At most 24 days (a timer limit). */
     intervalHours: z.number().min(0).max(24 * 24).default(24 * 7),
   }).prefault({}),
   audit: z.strictObject({
+    /** Write one audit entry (node.list) per PROPFIND; denied PROPFINDs are audited either way. */
+    propfind: z.boolean().default(false),
     /** When the trail signs a checkpoint: after this many new entries, or this often when there are new entries. */
     checkpoints: z.strictObject({
       everyEntries: z.number().int().min(1).max(1_000_000).default(1000),

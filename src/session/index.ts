@@ -6,3 +6,4 @@
 export { openSession, type Session, type OpenFile, type SessionParts, type SessionOptions, type StudyOverview } from './session.ts';
 export { lingerThenDrop } from './http-body.ts';
 export { openGroupAdmin, type GroupAdmin, type GroupAdminParts, type GroupDirectory, type GroupFacts, type MemberChangeFacts } from './groups.ts';
+export { openAuditReview, type AuditReview, type AuditReviewParts, type AuditScope, type AuditExport, type ExportRequest } from './audit-review.ts';

@@ -18,6 +18,7 @@ import { sendApiError } from './api-errors.ts';
 import { addSessionRoutes, CSRF_HEADER, sessionToken } from './api-session.ts';
 import { addStudyRoutes } from './api-studies.ts';
 import { registerGroupRoutes, type GroupAdminFor } from './api-groups.ts';
+import { addAuditRoutes, type AuditReviewFor } from './api-audit.ts';
 
 export interface ApiOptions {
   readonly realm: string;
@@ -31,6 +32,8 @@ export interface ApiOptions {
   readonly lockout?: Lockout;
   /** Directory group administration (/groups routes); absent: no such routes. */
   readonly groupAdminFor?: GroupAdminFor;
+  /** The audit trail's exports and verification (/audit routes); absent: no such routes. */
+  readonly auditReviewFor?: AuditReviewFor;
 }
 
 /** Everything under this path is the API's: unknown routes get a JSON 404, not the web app's. */
@@ -123,6 +126,7 @@ export function createApi(options: ApiOptions): RouterMiddleware {
   if (options.appPasswords && options.lockout) addAccountRoutes(routes, { authenticator: options.authenticator, appPasswords: options.appPasswords, lockout: options.lockout });
   addStudyRoutes(routes);
   if (options.groupAdminFor) registerGroupRoutes(routes, options.groupAdminFor);
+  if (options.auditReviewFor) addAuditRoutes(routes, options.auditReviewFor);
 
   function originOf(req: IncomingMessage, protocol: RequestOrigin['protocol']): RequestOrigin {
     return { ip: req.socket.remoteAddress ?? 'unknown', client: String(req.headers['user-agent'] ?? '').slice(0, 256), protocol };

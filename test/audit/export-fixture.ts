@@ -110,7 +110,7 @@ export interface Fixture {
 export async function openFixture(): Promise<Fixture> {
   const dir = await mkdtemp(join(tmpdir(), 'vellum-export-'));
   const db = await openDatabase(join(dir, 'db'));
-  const trail = await openAuditTrail(db, tickingClock());
+  const trail = await openAuditTrail(db, { clock: tickingClock() });
   const entries: AuditEntry[] = [];
   for (const event of events()) entries.push(await trail.record(event));
   const [signing, other] = await Promise.all([makeSigning(dir, 'appliance'), makeSigning(dir, 'intruder')]);

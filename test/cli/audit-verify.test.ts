@@ -89,7 +89,7 @@ test('vellum audit verify exits 2 on a missing or unreadable file, a directory, 
   const cases: [string, string[], RegExp][] = [
     ['no such export', ['audit', 'verify', join(fx.dir, 'nope.jsonl')], /cannot read the export .*nope\.jsonl: ENOENT/],
     ['a directory', ['audit', 'verify', fx.dir], /cannot read the export .*not a regular file/],
-    ['no FILE', ['audit', 'verify'], /^FILE is needed\./],
+    ['no FILE', ['audit', 'verify'], /^FILE \(an export\) or --db is needed\./],
     ['two FILEs', ['audit', 'verify', file.complete, file.complete], /Unexpected argument/],
     ['no such certificate', ['audit', 'verify', file.complete, '--cert', join(fx.dir, 'nope.pem')], /cannot read the certificate .*nope\.pem/],
     ['not a certificate', ['audit', 'verify', file.complete, '--cert', file.notCert], /not a PEM X\.509 certificate/],

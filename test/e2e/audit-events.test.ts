@@ -378,7 +378,8 @@ test.serial('11.10(e) one sign-in, one session id: every entry of sam\'s directo
 test.serial('11.10(k) a restart with changed settings writes system.stop, one config.change naming only the changed keys, system.start; secrets never in the trail; PROPFIND audited when audit.propfind is on', async (t) => {
   const seq = running.appliance.audit.head().seq;
   running = await restartAppliance(running, (c) => ({ ...withSettings(c), auth: { ...withSettings(c).auth, cacheSeconds: 1800 }, audit: { propfind: true } }));
-  const entries = await auditSince(running, seq);
+  // The start's verification of the whole trail (audit.verify) runs beside the start and may land anywhere here.
+  const entries = (await auditSince(running, seq)).filter((e) => e.action !== 'audit.verify');
   t.deepEqual(entries.map((e) => e.action), ['system.stop', 'config.change', 'system.start']);
   const change = entries[1]!;
   checkEntry(t, 'config.change', change, { action: 'config.change', who: null, protocol: 'system', object: { path: 'config' } }, { from: '0', to: '9' });
@@ -408,5 +409,5 @@ test.serial('11.10(k) a restart with changed settings writes system.stop, one co
 
   const unchanged = running.appliance.audit.head().seq;
   running = await restartAppliance(running, (c) => ({ ...withSettings(c), auth: { ...withSettings(c).auth, cacheSeconds: 1800 }, audit: { propfind: true } }));
-  t.deepEqual((await auditSince(running, unchanged)).map((e) => e.action), ['system.stop', 'system.start'], 'the same settings: no config.change');
+  t.deepEqual((await auditSince(running, unchanged)).map((e) => e.action).filter((action) => action !== 'audit.verify'), ['system.stop', 'system.start'], 'the same settings: no config.change');
 });

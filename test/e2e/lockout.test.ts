@@ -5,18 +5,17 @@
 // restart; an address with too many failures is blocked (429, Retry-After).
 
 import test from 'ava';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { PEOPLE } from '../env/index.ts';
 import { run, send, startRunning, STUDY, type Reply, type Running } from '../support/appliance.ts';
 import { api, auditSince } from '../web/api-helpers.ts';
 import { restartAppliance } from '../identity/restart.ts';
+import { startWebhook, type Webhook } from '../support/webhook.ts';
 
 const ATTEMPTS = 3;
 const SOURCE_ATTEMPTS = 10;
 let running: Running;
-let hook: Server;
-const alerts: Record<string, unknown>[] = [];
+let hook: Webhook;
+let alerts: Record<string, unknown>[];
 
 // Administrators must use MFA, so by default their directory password is refused over Basic;
 // here ada calls the API with it (app passwords have their own test).
@@ -26,16 +25,9 @@ const authConfig = {
 };
 
 test.before(async () => {
-  hook = createServer((req, res) => {
-    let body = '';
-    req.on('data', (chunk: Buffer) => (body += chunk.toString('utf8')));
-    req.on('end', () => {
-      alerts.push(JSON.parse(body) as Record<string, unknown>);
-      res.writeHead(204).end();
-    });
-  });
-  await new Promise<void>((resolve) => hook.listen(0, '127.0.0.1', resolve));
-  const webhookUrl = `http://127.0.0.1:${(hook.address() as AddressInfo).port}/alerts`;
+  hook = await startWebhook();
+  alerts = hook.alerts;
+  const webhookUrl = hook.url;
   running = await startRunning({ config: (c) => ({ ...c, auth: authConfig, alerts: { webhookUrl } }) });
 });
 
@@ -111,7 +103,7 @@ test.serial('11.300(d) an Administrator sees the locks and unlocks through the A
 test.serial('11.300(d) a lock survives a restart', async (t) => {
   for (let i = 0; i < ATTEMPTS; i++) t.is((await dav('mona', `wrong-${i}`)).status, 401);
   t.is((await dav('mona', PEOPLE.mona.password)).status, 403);
-  const webhookUrl = `http://127.0.0.1:${(hook.address() as AddressInfo).port}/alerts`;
+  const webhookUrl = hook.url;
   running = await restartAppliance(running, (c) => ({ ...c, auth: authConfig, alerts: { webhookUrl } }));
   const reply = await dav('mona', PEOPLE.mona.password);
   t.is(reply.status, 403);

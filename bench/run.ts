@@ -572,6 +572,13 @@ async function main(): Promise<void> {
       value: audit.verifySeconds, detail: `peak RSS +${format(audit.verifyPeakRssGrowth / MB)} MB, of it file-backed +${format(audit.verifyFileGrowth / MB)} MB`,
       extra: { peakRssGrowthMB: audit.verifyPeakRssGrowth / MB, anonGrowthMB: audit.verifyAnonGrowth / MB, fileGrowthMB: audit.verifyFileGrowth / MB, heapUsedMB: audit.verifyHeapUsed / MB },
     };
+    for (const [i, measure] of audit.exports.entries()) {
+      const limit = AUDIT_TARGETS.verifySecondsPerMillion * millions + Number.EPSILON;
+      const exportRow = row({ id: `audit-export-${i}`, label: `audit export, ${measure.label}`, unit: 's', higherIsBetter: false, target: `<= ${AUDIT_TARGETS.verifySecondsPerMillion * millions} s`, check: below(limit) });
+      exportRow.results.vellum = { value: measure.exportSeconds, detail: `${measure.entries} entries, ${format(measure.bytes / MB)} MB; anonymous memory +${format(measure.exportAnonGrowth / MB)} MB` };
+      const fileRow = row({ id: `audit-verify-export-${i}`, label: `vellum audit verify, ${measure.label} export`, unit: 's', higherIsBetter: false, target: `<= ${AUDIT_TARGETS.verifySecondsPerMillion * millions} s`, check: below(limit) });
+      fileRow.results.vellum = { value: measure.verifySeconds, detail: `anonymous memory +${format(measure.verifyAnonGrowth / MB)} MB` };
+    }
   }
 
   // The table.

@@ -92,6 +92,8 @@ export async function* exportTrail(source: AuditExportSource, options: ExportOpt
 
   const signedRoot = Buffer.from(root, 'hex');
   const subtrees = new SubtreeCache(source.subtreeHash.bind(source));
+  /** The split subtrees on the right edge of the checkpoint's tree, shared by every proof. */
+  const rightEdge = new Map<string, Buffer>();
   const frontier = MerkleFrontier.empty();
   let prevHash = GENESIS_HASH;
   let written = 0;
@@ -99,7 +101,7 @@ export async function* exportTrail(source: AuditExportSource, options: ExportOpt
   const emit = async (entry: AuditEntry, bodyText: string): Promise<string> => {
     if (complete) return writer.entry({ kind: 'entry', seq: entry.seq, hash: entry.hash, prevHash: entry.prevHash, bodyText }, entry);
     const index = entry.seq - 1;
-    const proof = await inclusionProof(index, size, subtrees.get);
+    const proof = await inclusionProof(index, size, subtrees.get, rightEdge);
     if (!rootFromInclusionProof(index, size, leafHash(entry.hash), proof)?.equals(signedRoot)) {
       throw integrity(`the inclusion proof of entry ${entry.seq} does not lead to the checkpoint's root`);
     }

@@ -127,7 +127,7 @@ export type SubtreeHashes = (level: number, index: number) => Promise<Buffer>;
  * §2.1.1 PATH), bottom-up. Every hash it needs is a perfect subtree asked of
  * `subtree`, or a right-edge subtree computed from perfect ones.
  */
-export async function inclusionProof(index: number, size: number, subtree: SubtreeHashes): Promise<Buffer[]> {
+export async function inclusionProof(index: number, size: number, subtree: SubtreeHashes, memo?: Map<string, Buffer>): Promise<Buffer[]> {
   if (!(Number.isSafeInteger(index) && Number.isSafeInteger(size) && index >= 0 && index < size)) throw new Error(`leaf ${index} is not in a tree of ${size}`);
   const path: Buffer[] = [];
   let lo = 0;
@@ -143,18 +143,27 @@ export async function inclusionProof(index: number, size: number, subtree: Subtr
       lo += k;
     }
   }
-  for (let i = siblings.length - 1; i >= 0; i--) path.push(await rangeHash(siblings[i]!.lo, siblings[i]!.hi, subtree));
+  for (let i = siblings.length - 1; i >= 0; i--) path.push(await rangeHash(siblings[i]!.lo, siblings[i]!.hi, subtree, memo));
   return path;
 }
 
-/** MTH of leaves [lo, hi): perfect aligned ranges are asked for, others split as RFC 6962 does. */
-export async function rangeHash(lo: number, hi: number, subtree: SubtreeHashes): Promise<Buffer> {
+/**
+ * MTH of leaves [lo, hi): perfect aligned ranges are asked for, others split as
+ * RFC 6962 does. `memo` keeps the split ones (only the right edge of a tree is
+ * split: at most one per level), for callers that prove many leaves of one size.
+ */
+export async function rangeHash(lo: number, hi: number, subtree: SubtreeHashes, memo?: Map<string, Buffer>): Promise<Buffer> {
   const width = hi - lo;
   if (width <= 0) throw new Error('an empty range has no subtree hash');
   const level = Math.log2(width);
   if (Number.isInteger(level) && lo % width === 0) return subtree(level, lo / width);
+  const key = `${lo}:${hi}`;
+  const known = memo?.get(key);
+  if (known !== undefined) return known;
   const k = splitPoint(width);
-  return nodeHash(await rangeHash(lo, lo + k, subtree), await rangeHash(lo + k, hi, subtree));
+  const hash = nodeHash(await rangeHash(lo, lo + k, subtree, memo), await rangeHash(lo + k, hi, subtree, memo));
+  memo?.set(key, hash);
+  return hash;
 }
 
 /**

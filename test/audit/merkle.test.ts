@@ -88,3 +88,12 @@ test('inclusion proofs equal the RFC paths and lead to the root; any other leaf,
   t.is(rootFromInclusionProof(3, 3, leafHash(entryHashes(1)[0]!), []), null, 'index beyond the tree');
   await t.throwsAsync(inclusionProof(3, 3, subtreeOf(entryHashes(3))), { message: /not in a tree/ });
 });
+
+test('a memo of the right-edge subtrees gives the same proofs, and holds at most one subtree per level', async (t) => {
+  const size = 45;
+  const hashes = entryHashes(size);
+  const memo = new Map<string, Buffer>();
+  for (let index = 0; index < size; index++) t.deepEqual(await inclusionProof(index, size, subtreeOf(hashes), memo), referencePath(index, hashes), `leaf ${index}`);
+  t.true(memo.size > 0 && memo.size <= Math.ceil(Math.log2(size)));
+  for (const key of memo.keys()) t.true(key.endsWith(`:${size}`), `${key} is on the right edge`);
+});

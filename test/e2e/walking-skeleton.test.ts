@@ -162,12 +162,13 @@ test.serial('11.10(e) every write has exactly one audit entry with actor, time, 
   t.deepEqual((await running.appliance.audit.verify()).ok, true);
 });
 
-test.serial('GET /healthz reports HSM, LDAP and database without authentication or secrets', async (t) => {
+test.serial('GET /healthz reports HSM, LDAP, database and the audit trail without authentication or secrets', async (t) => {
   const reply = await send(running, '/healthz', { user: null });
   t.is(reply.status, 200);
   const body = JSON.parse(reply.text) as { status: string; components: Record<string, { ok: boolean }> };
   t.is(body.status, 'ok');
-  t.deepEqual(Object.keys(body.components).sort(), ['database', 'hsm', 'ldap']);
+  t.deepEqual(Object.keys(body.components).sort(), ['audit', 'database', 'hsm', 'ldap']);
+  t.regex(JSON.stringify(body.components.audit), /\d+ entries, last signed checkpoint/);
   t.true(Object.values(body.components).every((c) => c.ok));
   t.false(reply.text.includes(running.env.hsm.pin + '"'), 'no PIN in the health report');
   t.false(reply.text.includes(running.env.ldap.servicePassword), 'no bind password in the health report');

@@ -229,3 +229,29 @@ test.serial('`vellum audit verify --db` while the appliance runs (it holds the d
   t.is(through.code, 0, through.stdout + through.stderr);
   t.regex(through.stdout, /^OK: \d+ entries and \d+ signed checkpoints verified/);
 });
+
+test.serial('11.10(e) the inspector\'s openssl recipe accepts the appliance\'s HSM-signed exports and names the entry of a changed byte', async (t) => {
+  const doc = await readFile(fileURLToPath(new URL('../../docs/audit-verification.md', import.meta.url)), 'utf8');
+  const script = join(running.env.dir, 'verify-vellum-export.sh');
+  await writeFile(script, [...doc.matchAll(/^```bash\n([\s\S]*?)^```$/gm)][0]![1]!);
+  const recipe = (file: string) => new Promise<{ code: number; out: string }>((resolve) => {
+    execFile('bash', [script, file, certFile], { timeout: 300_000 }, (error, stdout, stderr) => resolve({ code: error ? (typeof error.code === 'number' ? error.code : -1) : 0, out: stdout + stderr }));
+  });
+  for (const [name, user, query] of [['complete', 'ada', ''], ['filtered', 'audrey', `?study=${STUDY}`]] as const) {
+    const reply = await send(running, `/api/v1/audit/export${query}`, { user });
+    t.is(reply.status, 200, reply.text);
+    const file = join(running.env.dir, `recipe-${name}.jsonl`);
+    await writeFile(file, reply.body);
+    const good = await recipe(file);
+    t.is(good.code, 0, `${name}: ${good.out}`);
+    t.regex(good.out, /^OK: /m, name);
+    const lines = reply.text.split('\n');
+    const target = lines.findIndex((line) => line.includes('"action":"file.update"'));
+    const seq = (JSON.parse(lines[target]!) as { seq: number }).seq;
+    lines[target] = lines[target]!.replace('"outcome":"success"', '"outcome":"denied"');
+    await writeFile(file, lines.join('\n'));
+    const bad = await recipe(file);
+    t.not(bad.code, 0, `${name}: ${bad.out}`);
+    t.regex(bad.out, new RegExp(`entry ${seq}\\b`), name);
+  }
+});

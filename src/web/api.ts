@@ -246,8 +246,9 @@ export function createApi(options: ApiOptions): RouterMiddleware {
       }
       await dispatch(ctx, async () => undefined);
     } catch (e) {
-      // A request body that was not read (or not all of it) is not worth reading now.
-      if (hasBody(ctx.req) && !ctx.req.complete) ctx.set('Connection', 'close');
+      // A request body that was not read (or not all of it): read and drop a bounded amount
+      // (a lingering close), so the answer is not lost to a reset; more than that cuts the connection.
+      if (hasBody(ctx.req) && !ctx.req.complete) lingerThenDrop(ctx.req);
       sendApiError(ctx, e, options);
     }
   };

@@ -161,8 +161,8 @@ function recordWriter(format: ExportFormat): RecordWriter {
 export function filterEcho(filter: ExportFilter): ExportFilterEcho {
   const echo: Record<string, unknown> = {};
   if (filter.study !== undefined) echo.study = filter.study;
-  if (filter.from !== undefined) echo.from = isoOf(filter.from, 'from');
-  if (filter.to !== undefined) echo.to = isoOf(filter.to, 'to');
+  if (filter.from !== undefined) echo.from = filterTime(filter.from, 'from');
+  if (filter.to !== undefined) echo.to = filterTime(filter.to, 'to');
   if (filter.user !== undefined) echo.user = filter.user;
   if (filter.action !== undefined) echo.action = filter.action;
   if (filter.outcome !== undefined) echo.outcome = filter.outcome;
@@ -170,9 +170,10 @@ export function filterEcho(filter: ExportFilter): ExportFilterEcho {
   return echo as ExportFilterEcho;
 }
 
-function isoOf(value: string, name: string): string {
+/** A filter's time as the header echoes it (UTC, milliseconds). @throws BAD_REQUEST when it is not an ISO-8601 date or time */
+export function filterTime(value: string, name: string): string {
   const ms = Date.parse(value);
-  if (!/^\d{4}-\d\d-\d\d/.test(value) || Number.isNaN(ms)) throw new VellumError('BAD_REQUEST', `The export filter's "${name}" is not an ISO-8601 time: "${value}".`);
+  if (!/^\d{4}-\d\d-\d\d/.test(value) || Number.isNaN(ms)) throw new VellumError('BAD_REQUEST', `The export filter's "${name}" is not an ISO-8601 date or time (e.g. 2026-01-31 or 2026-01-31T12:00:00Z): "${value}".`);
   return new Date(ms).toISOString();
 }
 

@@ -6,7 +6,7 @@
 
 import type { Section } from '../db/index.ts';
 import { checkpointSignatureValid, type SignedCheckpoint } from './checkpoint.ts';
-import { entryHash, GENESIS_HASH, seqKey, type AuditEntry } from './entry.ts';
+import { entryHash, GENESIS_HASH, seqKey, type AuditEntry, type AuditEvent } from './entry.ts';
 import { MerkleFrontier, leafHash, type CompletedNode } from './merkle.ts';
 import { treeKey } from './tree.ts';
 
@@ -22,6 +22,21 @@ export interface ChainReport {
   /** Stored checkpoints that passed every check. */
   readonly checkpoints: number;
   readonly firstBroken?: { readonly seq: number; readonly problem: string };
+}
+
+/** "entry N: problem" for a broken report, null for a sound one. */
+export function brokenAt(report: ChainReport): string | null {
+  return report.firstBroken ? `entry ${report.firstBroken.seq}: ${report.firstBroken.problem}` : null;
+}
+
+/** The `audit.verify` entry that records a verification of the store (failed when it found a break). */
+export function verificationEvent(report: ChainReport, extra: Record<string, unknown> = {}): Pick<AuditEvent, 'action' | 'outcome' | 'newValue' | 'detail'> {
+  const broken = brokenAt(report);
+  return {
+    action: 'audit.verify', outcome: broken ? 'failed' : 'success',
+    newValue: { ok: report.ok, checked: report.checked, checkpoints: report.checkpoints, ...extra },
+    ...(broken ? { detail: `INTEGRITY_FAILURE: ${broken}` } : {}),
+  };
 }
 
 export interface VerifyOptions {

@@ -15,7 +15,7 @@ import { CommandFailure, type CommandGroup } from './command.ts';
 import { formatBytes, progressBar } from './progress.ts';
 import { loadConfigFile } from '../config/index.ts';
 import { isVellumError } from '../kernel/index.ts';
-import { verifyAuditStore, verifyExport, type ExportReport, type StoreReport } from '../server/index.ts';
+import { brokenAt, verifyAuditStore, verifyExport, type ExportReport, type StoreReport } from '../server/index.ts';
 
 /** Below this size a file verifies too fast for a progress bar to help. */
 const PROGRESS_FROM_BYTES = 8 * 1024 * 1024;
@@ -59,7 +59,7 @@ function dataDirOf(flags: ParsedFlags): string {
 }
 
 export function describeStoreReport(report: StoreReport): string {
-  if (!report.ok) return `BROKEN: entry ${report.firstBroken?.seq ?? '?'}: ${report.firstBroken?.problem ?? 'the trail did not verify'}`;
+  if (!report.ok) return `BROKEN: ${brokenAt(report) ?? 'the trail did not verify'}`;
   return `OK: ${report.checked} entries and ${report.checkpoints} signed checkpoints verified (hashes, chain, Merkle tree, signatures).`;
 }
 

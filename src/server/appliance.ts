@@ -114,7 +114,7 @@ export async function startAppliance(config: Config, log: Logger): Promise<Appli
     const raiseIntegrityAlert = (problem: string) => alerts.raise({ event: 'audit.integrity', problem });
     const auditReviewParts: AuditReviewParts = { audit, vault, administratorGroups, onIntegrityFailure: raiseIntegrityAlert };
     // The whole trail is checked at every start, beside the serving; a break raises the alert.
-    const integrity = verifyTrailAtStart({ audit, raise: (alert) => alerts.raise(alert), log });
+    const integrity = verifyTrailAtStart({ audit, onIntegrityFailure: raiseIntegrityAlert, log });
     closers.push(() => integrity.settled());
 
     const health = async (): Promise<Record<string, ComponentStatus>> => {

@@ -6,7 +6,7 @@
 // offline check of a stopped appliance's store for `vellum audit verify --db`.
 
 import { hostname } from 'node:os';
-import { openAuditTrail, type AuditTrail, type ChainReport, type CheckpointSigner } from '../audit/index.ts';
+import { brokenAt, openAuditTrail, verificationEvent, type AuditTrail, type ChainReport, type CheckpointSigner } from '../audit/index.ts';
 import { issueSigningCertificate } from '../certs/index.ts';
 import { openDatabase } from '../db/index.ts';
 import type { SigningKeys } from '../keys/index.ts';
@@ -35,7 +35,8 @@ export interface IntegrityWatch {
 
 export interface IntegrityWatchParts {
   readonly audit: AuditTrail;
-  readonly raise: (alert: { event: string; problem: string }) => void;
+  /** A break was found: raise the integrity alert (log, webhook). */
+  readonly onIntegrityFailure: (problem: string) => void;
   readonly log: { info(message: string): void; error(message: string, error?: unknown): void };
 }
 
@@ -52,18 +53,14 @@ export function verifyTrailAtStart(parts: IntegrityWatchParts): IntegrityWatch {
     try {
       const report = await audit.verify();
       last = { report, at: new Date().toISOString() };
-      const broken = report.firstBroken ? `entry ${report.firstBroken.seq}: ${report.firstBroken.problem}` : null;
+      const broken = brokenAt(report);
       if (broken) {
         log.error(`AUDIT TRAIL INTEGRITY: ${broken}`);
-        parts.raise({ event: 'audit.integrity', problem: broken });
+        parts.onIntegrityFailure(broken);
       } else {
         log.info(`audit trail verified at start: ${report.checked} entries, ${report.checkpoints} signed checkpoints (${((Date.now() - started) / 1000).toFixed(1)} s)`);
       }
-      await audit.record({
-        action: 'audit.verify', outcome: broken ? 'failed' : 'success', protocol: 'system',
-        newValue: { ok: report.ok, checked: report.checked, checkpoints: report.checkpoints, when: 'start' },
-        ...(broken ? { detail: `INTEGRITY_FAILURE: ${broken}` } : {}),
-      });
+      await audit.record({ protocol: 'system', ...verificationEvent(report, { when: 'start' }) });
     } catch (e) {
       failure = (e as Error).message;
       log.error('the audit trail could not be verified at start', e);
@@ -78,7 +75,7 @@ export function verifyTrailAtStart(parts: IntegrityWatchParts): IntegrityWatch {
       if (failure !== null) return { ok: false, detail: `${where}; verification failed to run: ${failure}` };
       if (last === null) return { ok: true, detail: `${where}; verifying the trail` };
       const { report, at } = last;
-      if (!report.ok) return { ok: false, detail: `${where}; BROKEN at entry ${report.firstBroken?.seq}: ${report.firstBroken?.problem} (found ${at})` };
+      if (!report.ok) return { ok: false, detail: `${where}; BROKEN at ${brokenAt(report)} (found ${at})` };
       return { ok: true, detail: `${where}; verified ${report.checked} entries at ${at}` };
     },
     settled: () => running,

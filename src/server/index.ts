@@ -8,5 +8,5 @@ export { startAppliance, SYSTEM_PRINCIPAL, PRODUCT, DAV_MOUNT, type Appliance, t
 // The shapes the REST API answers with for long-running jobs, for its clients (the CLI).
 export type { KeyStatus, RotationStatus, ScrubStatus } from '../vault/index.ts';
 // Offline verification of audit exports, for `vellum audit verify` (no appliance needed).
-export { verifyExport, type ExportReport, type ChainReport as StoreReport } from '../audit/index.ts';
+export { brokenAt, verifyExport, type ExportReport, type ChainReport as StoreReport } from '../audit/index.ts';
 export { verifyAuditStore } from './audit-integrity.ts';

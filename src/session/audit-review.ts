@@ -7,7 +7,7 @@
 
 import { Readable } from 'node:stream';
 import { decide, decideSystem } from '../access/index.ts';
-import { exportTrail, type AuditTrail, type ExportFilter, type SignedCheckpoint, type ChainReport } from '../audit/index.ts';
+import { brokenAt, exportTrail, filterTime, verificationEvent, type AuditTrail, type ExportFilter, type SignedCheckpoint, type ChainReport } from '../audit/index.ts';
 import { isStudyId, originFields, VellumError, type Principal, type RequestOrigin } from '../kernel/index.ts';
 import type { Vault } from '../vault/index.ts';
 
@@ -134,11 +134,8 @@ export function openAuditReview(parts: AuditReviewParts, principal: Principal, o
     async verify(onProgress) {
       const scope = await scopeFor('audit.verify');
       const report = await audit.verify(onProgress ? { onProgress } : {});
-      const broken = report.firstBroken ? `entry ${report.firstBroken.seq}: ${report.firstBroken.problem}` : null;
-      await audit.record({
-        ...where, action: 'audit.verify', outcome: broken ? 'failed' : 'success', roles: scope.roles,
-        newValue: { ok: report.ok, checked: report.checked, checkpoints: report.checkpoints }, ...(broken ? { detail: `INTEGRITY_FAILURE: ${broken}` } : {}),
-      });
+      await audit.record({ ...where, roles: scope.roles, ...verificationEvent(report) });
+      const broken = brokenAt(report);
       if (broken) parts.onIntegrityFailure(broken);
       return report;
     },
@@ -174,9 +171,7 @@ function parseFilter(request: ExportRequest): AskedFilter {
   for (const name of ['from', 'to'] as const) {
     const value = text(name, request[name]);
     if (value === undefined) continue;
-    const ms = Date.parse(value);
-    if (Number.isNaN(ms) || !/^\d{4}-\d\d-\d\d/.test(value)) throw new VellumError('BAD_REQUEST', `The filter "${name}" is an ISO-8601 date or time, e.g. 2026-01-31 or 2026-01-31T12:00:00Z.`);
-    filter[name] = new Date(ms).toISOString();
+    filter[name] = filterTime(value, name);
   }
   if (filter.from && filter.to && filter.from >= filter.to) throw new VellumError('BAD_REQUEST', 'The filter "from" must be before "to".');
   const user = text('user', request.user);

@@ -149,6 +149,8 @@ export const configSchema = z.strictObject({
     webSessions: z.strictObject({
       idleMinutes: z.number().min(0.05).max(24 * 60).default(15),
       absoluteHours: z.number().min(0.01).max(7 * 24).default(12),
+      /** Password sign-ins one address may start per minute (web UI and API), right or wrong. */
+      signInsPerMinute: z.number().int().min(1).max(1000).default(10),
     }).prefault({}),
   }).prefault({}),
   alerts: z.strictObject({

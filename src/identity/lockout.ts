@@ -48,7 +48,16 @@ export class SourceBlockedError extends VellumError {
 
 /** Seconds for a Retry-After header, when the error says how long to wait. */
 export function retryAfterSeconds(error: unknown): number | undefined {
-  return error instanceof SourceBlockedError ? error.retryAfterSeconds : undefined;
+  return error instanceof SourceBlockedError || error instanceof SignInRateLimitedError ? error.retryAfterSeconds : undefined;
+}
+
+/** Too many sign-ins from one address in a short time (auth.webSessions.signInsPerMinute). */
+export class SignInRateLimitedError extends VellumError {
+  readonly retryAfterSeconds: number;
+  constructor(retryAfterSeconds: number) {
+    super('SIGN_IN_RATE_LIMITED');
+    this.retryAfterSeconds = retryAfterSeconds;
+  }
 }
 
 export interface Lockout {

@@ -20,6 +20,8 @@ import type { AuditTrail } from '../audit/index.ts';
 import type { Database, Section, WriteOp } from '../db/index.ts';
 import { newId, VellumError, systemClock, type Clock, type Principal, type RequestOrigin, type SignIn } from '../kernel/index.ts';
 import { originFields, requireAdministrator } from './administrators.ts';
+import { SignInRateLimitedError } from './lockout.ts';
+import { createRateLimit } from './rate-limit.ts';
 import type { Authenticator } from './authenticator.ts';
 import { mfaRequired, type MfaPolicy } from './mfa-policy.ts';
 import { qrSvg } from './qr.ts';
@@ -37,6 +39,16 @@ export interface WebSessionView {
   /** When the session ends if nothing more happens: the earlier of the idle and the absolute limit. */
   readonly expiresAt: string;
   readonly absoluteExpiresAt: string;
+}
+
+/**
+ * The sign-in form's own anti-forgery check (no session exists yet): a random
+ * value in a cookie and the same value in a form field. Forms only; the API's
+ * JSON sign-in cannot be sent cross-site without CORS.
+ */
+export interface SignInFormCheck {
+  readonly cookie: string | null;
+  readonly field: string | null;
 }
 
 /** The second step: a TOTP code or one recovery code. */
@@ -59,6 +71,8 @@ export interface PersonLookup {
 export interface WebSessionSettings {
   readonly idleMinutes: number;
   readonly absoluteHours: number;
+  /** Password sign-ins one address may start per minute; absent: no limit. */
+  readonly signInsPerMinute?: number;
   /** How old the group snapshot may get before the directory is asked again (auth.cacheSeconds). */
   readonly cacheSeconds: number;
   readonly mfa: MfaPolicy;
@@ -76,10 +90,12 @@ export interface WebSessionParts {
 export interface WebSessions {
   /**
    * The password step. Opens a session in the state the MFA policy asks for.
+   * At most settings.signInsPerMinute attempts per address, before anything else.
    * @returns the token for the cookie (shown only here) and the session
-   * @throws AUTH_FAILED, ACCOUNT_LOCKED, SOURCE_BLOCKED, DIRECTORY_UNAVAILABLE (all audited by the Authenticator), STORE_UNAVAILABLE
+   * @throws AUTH_FAILED, ACCOUNT_LOCKED, SOURCE_BLOCKED, DIRECTORY_UNAVAILABLE (all audited by the Authenticator),
+   *   SIGN_IN_RATE_LIMITED (SignInRateLimitedError), CSRF_INVALID (formCheck given and not matching; both audited), STORE_UNAVAILABLE
    */
-  signIn(login: string, password: string, origin: RequestOrigin): Promise<{ token: string; session: WebSessionView }>;
+  signIn(login: string, password: string, origin: RequestOrigin, formCheck?: SignInFormCheck): Promise<{ token: string; session: WebSessionView }>;
   /** The session in whatever state it is; does not count as activity. @throws SESSION_EXPIRED */
   view(token: string, origin: RequestOrigin): Promise<WebSessionView>;
   /**
@@ -152,6 +168,12 @@ const sessionKey = (hash: string) => `t:${hash}`;
 const personKey = (personId: string, hash: string) => `p:${encodeURIComponent(personId)}:${hash}`;
 const personPrefix = (personId: string) => `p:${encodeURIComponent(personId)}:`;
 
+/** Two tokens given and equal, compared in constant time. */
+function sameToken(a: string | null, b: string | null): boolean {
+  if (a === null || b === null || a === '') return false;
+  return timingSafeEqual(createHash('sha256').update(a).digest(), createHash('sha256').update(b).digest());
+}
+
 export function tokenHash(token: string): string {
   return createHash('sha256').update(token).digest('hex');
 }
@@ -173,6 +195,7 @@ export function createWebSessions(parts: WebSessionParts, settings: WebSessionSe
   const touchMs = Math.min(TOUCH_MS, idleMs / 20);
   const now = () => clock.now().getTime();
   const where = originFields;
+  const signInLimit = settings.signInsPerMinute === undefined ? null : createRateLimit({ events: settings.signInsPerMinute, windowMs: 60_000, now });
 
   const put = (hash: string, session: StoredSession): WriteOp[] => [store.put(sessionKey(hash), session), store.put(personKey(session.principal.id, hash), true)];
   const del = (hash: string, session: StoredSession): WriteOp[] => [store.del(sessionKey(hash)), store.del(personKey(session.principal.id, hash))];
@@ -256,10 +279,21 @@ export function createWebSessions(parts: WebSessionParts, settings: WebSessionSe
   };
 
   const sessions: WebSessions = {
-    async signIn(login, password, anonymous) {
+    async signIn(login, password, anonymous, formCheck) {
       // The id exists before the password is checked, so the sign-in's entry names the session too.
       const id = `web:${newId()}`;
       const origin = { ...anonymous, session: id };
+      const object = { path: `login:${login.slice(0, 256)}` };
+      const waitMs = signInLimit?.take(anonymous.ip) ?? 0;
+      if (waitMs > 0) {
+        const error = new SignInRateLimitedError(Math.ceil(waitMs / 1000));
+        await audit.record({ action: 'auth.login', outcome: 'denied', actor: null, ...where(origin), object, detail: `${error.code}: more than ${settings.signInsPerMinute} sign-ins from ${anonymous.ip} in a minute` });
+        throw error;
+      }
+      if (formCheck !== undefined && !sameToken(formCheck.cookie, formCheck.field)) {
+        await audit.record({ action: 'auth.login', outcome: 'denied', actor: null, ...where(origin), object, detail: 'CSRF_INVALID: the sign-in form\'s token does not match its cookie' });
+        throw new VellumError('CSRF_INVALID', 'Reload the sign-in page and try again.');
+      }
       const principal = await authenticator.authenticate(login, password, origin);
       const enrolled = await secondFactors.isEnrolled(principal.id);
       const state: WebSessionState = !mfaRequired(principal, settings.mfa, { enrolled }) ? 'complete' : enrolled ? 'second-factor' : 'enrolment';

@@ -25,6 +25,7 @@ export const errorCatalog = {
   MFA_REQUIRED: { status: 401, message: 'A second sign-in step (a code from your authenticator app) is required.' },
   MFA_CODE_INVALID: { status: 401, message: 'The verification code is not correct, was already used, or has expired.' },
   SESSION_EXPIRED: { status: 401, message: 'Your session has ended (idle time, time limit, sign-out or revocation); sign in again.' },
+  SIGN_IN_RATE_LIMITED: { status: 429, message: 'Too many sign-in attempts from this address in a short time; wait a minute and try again.' },
   CSRF_INVALID: { status: 403, message: 'The request did not carry this session\'s anti-forgery token; reload the page and try again.' },
   APP_PASSWORD_NOT_FOUND: { status: 404, message: 'There is no such app password.' },
   LOCKOUT_NOT_FOUND: { status: 404, message: 'That account or address is not locked.' },

@@ -7,6 +7,7 @@ import { createServer as createHttpServer, type IncomingMessage, type Server, ty
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { join } from 'node:path';
+import { isAdministrator } from '../access/index.ts';
 import { openAuditTrail, type AuditTrail } from '../audit/index.ts';
 import type { Config } from '../config/index.ts';
 import { createDavHandler, sendDavOptions } from '../dav/index.ts';
@@ -151,6 +152,8 @@ export async function startAppliance(config: Config, log: Logger): Promise<Appli
       sessionFor: (principal, origin, reason) => openSession(sessionParts, principal, origin, reason === undefined ? {} : { reason }),
       groupAdminFor: (principal, origin) => openGroupAdmin(groupParts, principal, origin),
       auditReviewFor: (principal, origin) => openAuditReview(auditReviewParts, principal, origin),
+      isAdministrator: (principal) => isAdministrator(principal, administratorGroups),
+      idleMinutes: config.auth.webSessions.idleMinutes,
     });
     const route = (req: IncomingMessage, res: ServerResponse) => {
       const url = req.url ?? '/';

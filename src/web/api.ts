@@ -13,6 +13,7 @@ import { pipeline } from 'node:stream/promises';
 import { checkName, isStudyId, parseVaultPath, VellumError, type Principal, type RequestOrigin, type VaultPath } from '../kernel/index.ts';
 import type { AppPasswords, Authenticator, Lockout, WebSessions } from '../identity/index.ts';
 import { lingerThenDrop, type Session } from '../session/index.ts';
+import { hasBody, readText } from './request-body.ts';
 import { addAccountRoutes } from './api-accounts.ts';
 import { sendApiError } from './api-errors.ts';
 import { addSessionRoutes, CSRF_HEADER, sessionToken } from './api-session.ts';
@@ -283,10 +284,6 @@ function attachment(name: string): string {
   return `attachment; filename="${fallback}"; filename*=UTF-8''${exact}`;
 }
 
-function hasBody(req: IncomingMessage): boolean {
-  return Number(req.headers['content-length'] ?? 0) > 0 || req.headers['transfer-encoding'] !== undefined;
-}
-
 /** The request's JSON object, with only `reason` and `fields` in it; {} without a body. */
 async function readJsonObject(req: IncomingMessage, fields: readonly string[]): Promise<Record<string, unknown>> {
   if (!hasBody(req)) return {};
@@ -309,37 +306,6 @@ async function readJsonObject(req: IncomingMessage, fields: readonly string[]): 
     throw new VellumError('BAD_REQUEST', `Unknown field ${unknown.map((key) => `"${key.slice(0, 64)}"`).join(', ')}; this request takes ${known}.`);
   }
   return value as Record<string, unknown>;
-}
-
-/** The whole body as UTF-8, at most maxBytes; stops reading (without destroying the socket) when it is larger. */
-function readText(req: IncomingMessage, maxBytes: number): Promise<string> {
-  const tooLarge = () => new VellumError('BODY_TOO_LARGE', `A JSON body may be at most ${maxBytes} bytes.`);
-  if (Number(req.headers['content-length'] ?? 0) > maxBytes) return Promise.reject(tooLarge());
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const finish = (error: VellumError | null) => {
-      req.off('data', onData).off('end', onEnd).off('close', onClose);
-      if (error) {
-        lingerThenDrop(req);
-        reject(error);
-        return;
-      }
-      try {
-        resolve(new TextDecoder('utf-8', { fatal: true }).decode(Buffer.concat(chunks)));
-      } catch {
-        reject(new VellumError('BAD_REQUEST', 'The body is not valid UTF-8.'));
-      }
-    };
-    const onData = (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > maxBytes) finish(tooLarge());
-      else chunks.push(chunk);
-    };
-    const onEnd = () => finish(null);
-    const onClose = () => finish(new VellumError('BAD_REQUEST', 'The request body ended early.'));
-    req.on('data', onData).on('end', onEnd).on('close', onClose);
-  });
 }
 
 /** X-Change-Reason (percent-decoded when it is percent-encoded) or the body's "reason"; if both, they must agree. */

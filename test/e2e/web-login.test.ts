@@ -199,7 +199,7 @@ test.serial('HTTP Basic still works for scripts beside the web sessions', async 
 test.serial('11.10(d) idle timeout: with a short configured idle time an unused session is SESSION_EXPIRED', async (t) => {
   // One open token per process: the first appliance makes way for one with the short idle time.
   await running.stopAppliance();
-  const short = await startRunning({ config: (c) => ({ ...c, auth: { ...c.auth, webSessions: { idleMinutes: 0.05 } } }) });
+  const short = await startRunning({ config: (c) => ({ ...c, auth: { ...c.auth, webSessions: { ...c.auth?.webSessions, idleMinutes: 0.05 } } }) });
   others.push(short);
   const { browser } = await signIn(short, 'sam');
   t.is((await call(short, '/studies', browser)).status, 200);

@@ -52,7 +52,8 @@ export function applianceConfig(
     hsm: { library: env.hsm.library, tokenLabel: env.hsm.tokenLabel, pin: { env: options.secretEnv.hsmPin } },
     access: { administratorGroups: [GROUPS['vellum-administrators'].dn] },
     // Tests sign Administrators in over Basic with their directory password; the policy's own test sets it.
-    auth: { appPasswords: { directoryPassword: 'allowed' } },
+    // Many tests sign in from the one loopback address: the rate limit has its own test.
+    auth: { appPasswords: { directoryPassword: 'allowed' }, webSessions: { signInsPerMinute: 1000 } },
   };
 }
 

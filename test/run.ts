@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { ensurePackages } from './env/packages.ts';
 
-const PACKAGES = ['softhsm2', 'slapd', 'ldap-utils', 'curl', 'openssl', 'apache2', 'litmus', 'rclone', 'cadaver', 'zbar-tools', 'librsvg2-bin'];
+const PACKAGES = ['softhsm2', 'slapd', 'ldap-utils', 'curl', 'openssl', 'apache2', 'litmus', 'rclone', 'cadaver', 'zbar-tools', 'librsvg2-bin', 'chromium'];
 
 await ensurePackages(PACKAGES);
 

@@ -9,7 +9,7 @@ import test from 'ava';
 import type { AuditEntry } from '../../src/audit/index.ts';
 import { PEOPLE } from '../env/index.ts';
 import { send, startRunning, type Reply, type Running } from '../support/appliance.ts';
-import { enrolWithForm, signInWithForm, startChromium, type Chromium } from '../support/browser.ts';
+import { accessibilityProblems, enrolWithForm, signInWithForm, startChromium, type Chromium } from '../support/browser.ts';
 
 let running: Running;
 let chromium: Chromium;
@@ -75,6 +75,7 @@ test.serial('11.10(d) a page asked for before signing in leads to the sign-in pa
   const { page } = await chromium.open(running);
   await page.goto('/account');
   t.is(new URL(page.url()).pathname, '/login');
+  t.deepEqual(await accessibilityProblems(page), []);
   await page.getByLabel('User name').fill('sam');
   await page.getByLabel('Password', { exact: false }).fill(PEOPLE.sam.password);
   await page.getByRole('button', { name: 'Sign in' }).click();
@@ -102,6 +103,7 @@ test.serial('11.10(d) 11.300 an Administrator must enrol in TOTP at first sign-i
   const first = await chromium.open(running);
   await signInWithForm(first.page, 'ada');
   t.is(new URL(first.page.url()).pathname, '/login/enrol');
+  t.deepEqual(await accessibilityProblems(first.page), []);
   // Before enrolling, no page but the enrolment: the dashboard leads back to the sign-in steps.
   await first.page.goto('/studies');
   t.not(new URL(first.page.url()).pathname, '/studies');
@@ -120,6 +122,7 @@ test.serial('11.10(d) 11.300 an Administrator must enrol in TOTP at first sign-i
   await second.page.getByLabel('Code', { exact: true }).fill('000000');
   await second.page.getByRole('button', { name: 'Continue' }).click();
   t.regex(await second.page.getByRole('alert').innerText(), /verification code is not correct/);
+  t.deepEqual(await accessibilityProblems(second.page), []);
   await signInWithForm(second.page, 'ada', { totpSecret: secret });
   t.is(new URL(second.page.url()).pathname, '/');
   t.is(await second.page.locator('h1').innerText(), 'Dashboard');

@@ -83,3 +83,41 @@ export async function enrolWithForm(page: Page): Promise<{ secret: string; recov
   await page.waitForLoadState();
   return { secret, recoveryCodes };
 }
+
+/**
+ * What the page lacks for people using a screen reader or the keyboard, by
+ * the checks a script can make (WCAG 2.1 A/AA): a language, one h1, headings
+ * without skipped levels, a label for every form control, text for every
+ * button and link, a caption and column headers for every table, no
+ * positive tabindex. [] when nothing was found.
+ */
+export async function accessibilityProblems(page: Page): Promise<string[]> {
+  return page.evaluate(() => {
+    const problems: string[] = [];
+    const describe = (element: Element) => `${element.tagName.toLowerCase()}${element.id ? `#${element.id}` : ''}${element.getAttribute('name') ? `[name=${element.getAttribute('name')}]` : ''}`;
+    if (!document.documentElement.lang) problems.push('the page has no lang');
+    if (document.querySelectorAll('h1').length !== 1) problems.push(`${document.querySelectorAll('h1').length} h1 elements`);
+    let level = 1;
+    for (const heading of document.querySelectorAll('main h1, main h2, main h3, main h4, main h5, main h6')) {
+      const next = Number(heading.tagName.slice(1));
+      if (next > level + 1) problems.push(`heading "${heading.textContent?.trim()}" skips from h${level} to h${next}`);
+      level = next;
+    }
+    for (const control of document.querySelectorAll('input, select, textarea')) {
+      if (control instanceof HTMLInputElement && (control.type === 'hidden' || control.type === 'submit')) continue;
+      const labelled = (control as HTMLInputElement).labels?.length || control.getAttribute('aria-label') || control.getAttribute('aria-labelledby');
+      if (!labelled) problems.push(`${describe(control)} has no label`);
+    }
+    for (const control of document.querySelectorAll('button, a[href]')) {
+      if (!(control.textContent?.trim() || control.getAttribute('aria-label'))) problems.push(`${describe(control)} has no text`);
+    }
+    for (const table of document.querySelectorAll('table')) {
+      if (!table.querySelector('caption')) problems.push('a table has no caption');
+      if (!table.querySelector('th')) problems.push('a table has no header cells');
+    }
+    for (const element of document.querySelectorAll('[tabindex]')) {
+      if (Number(element.getAttribute('tabindex')) > 0) problems.push(`${describe(element)} has a positive tabindex`);
+    }
+    return problems;
+  });
+}

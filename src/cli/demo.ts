@@ -61,7 +61,7 @@ export const demoCommand: Command = {
       console.log('');
       console.log(`WebDAV: ${appliance.httpsUrl}${DAV_MOUNT}/`);
       if (appliance.httpUrl) console.log(`WebDAV (loopback, plain HTTP): ${appliance.httpUrl}${DAV_MOUNT}/`);
-      console.log(`Admin UI: ${appliance.httpsUrl}/`);
+      console.log(`Web UI: ${appliance.httpsUrl}/`);
       console.log('');
       console.log('Demo accounts (also in ' + join(dir, 'accounts.json') + '):');
       for (const person of Object.values(PEOPLE)) console.log(`  ${person.login.padEnd(8)} ${person.password.padEnd(22)} ${person.role}`);

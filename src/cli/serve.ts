@@ -16,7 +16,7 @@ export const serveCommand: Command = {
     const appliance = await startAppliance(config, consoleLogger);
     console.log(`WebDAV: ${appliance.httpsUrl}${DAV_MOUNT}/`);
     if (appliance.httpUrl) console.log(`WebDAV (loopback, plain HTTP): ${appliance.httpUrl}${DAV_MOUNT}/`);
-    console.log(`Admin UI: ${appliance.httpsUrl}/`);
+    console.log(`Web UI: ${appliance.httpsUrl}/`);
     await untilSignal();
     console.log('Stopping...');
     await appliance.close();

@@ -114,7 +114,7 @@ export const configSchema = z.strictObject({
     pin: secretRef,
     sessions: z.number().int().min(1).max(64).default(4),
   }),
-  /** The public URL behind a reverse proxy (hrefs, Destination checks, the start page); absent when clients reach Vellum directly. */
+  /** The public URL behind a reverse proxy (hrefs, Destination checks, the sign-in page); absent when clients reach Vellum directly. */
   externalUrl: externalUrl.optional(),
   access: z.strictObject({
     /** Directory groups whose members are system Administrators (no study content by that alone). */
